@@ -1,0 +1,1 @@
+"""freshindex ingest side: sources, pipeline, embedder and the Postgres+pgvector store."""

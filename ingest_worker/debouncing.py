@@ -1,0 +1,58 @@
+"""Changed paths, released once they have been quiet for a while (bursts become one read)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+
+class Debouncer:
+    """Thread-safe set of dirty paths with per-path quiet timers.
+
+    A path is ready when no change touched it for `quiet_s`, or when it first changed more
+    than `max_delay_s` ago (so a file that never stops changing is still read; the reader
+    checks that it did not change while being read).
+    """
+
+    def __init__(self, quiet_s: float, max_delay_s: float = 5.0) -> None:
+        self.quiet_s = quiet_s
+        self.max_delay_s = max_delay_s
+        self._first: dict[Path, float] = {}
+        self._last: dict[Path, float] = {}
+        self._changed = threading.Condition()
+
+    def touch(self, path: Path, *, immediate: bool = False) -> None:
+        now = time.monotonic()
+        with self._changed:
+            self._first.setdefault(path, now)
+            self._last[path] = now - self.quiet_s if immediate else now
+            self._changed.notify_all()
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._last)
+
+    def take_ready(self, timeout: float, limit: int = 64) -> list[Path]:
+        """Wait up to `timeout` for ready paths; return (and forget) at most `limit`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                ready = [
+                    p
+                    for p, last in self._last.items()
+                    if now - last >= self.quiet_s or now - self._first[p] >= self.max_delay_s
+                ][:limit]
+                if ready or now >= deadline:
+                    for path in ready:
+                        del self._last[path], self._first[path]
+                    return ready
+                next_due = min(
+                    (
+                        min(last + self.quiet_s, self._first[p] + self.max_delay_s)
+                        for p, last in self._last.items()
+                    ),
+                    default=deadline,
+                )
+                self._changed.wait(max(0.005, min(next_due, deadline) - now))

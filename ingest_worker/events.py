@@ -1,0 +1,46 @@
+"""The value every source produces: one change to one document."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Op(StrEnum):
+    UPSERT = "upsert"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePosition:
+    """Where an event came from, recorded in the same transaction that applies it."""
+
+    source: str  # "kafka:<topic>" or "folder:<root>"
+    partition: int = 0
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentEvent:
+    """One change to one document.
+
+    `version=None` means "the current state of the source": the store assigns the next
+    version. Folder sources use it, because they read a file when they process its event.
+    """
+
+    doc_id: str
+    op: Op
+    source: str
+    version: int | None = None
+    content: bytes | None = None
+    content_type: str | None = None
+    filename: str | None = None  # for choosing a parser by extension
+    title: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    tenant: str = "default"
+    event_time: datetime | None = None
+    fingerprint: str | None = None  # the source's cheap change detector, e.g. file stat
+    position: SourcePosition | None = None

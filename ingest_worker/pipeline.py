@@ -1,0 +1,158 @@
+"""Events → committed document versions: the data flow of DESIGN.md in one place.
+
+For a batch of events: drop the ones a later event in the batch supersedes; read the stored
+versions and chunk hashes; parse and chunk what changed; embed only chunk texts this model has
+never seen (one batched call for the whole batch, outside any transaction); then commit each
+document version in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ingest_worker.chunking import split
+from ingest_worker.embedding import Embedder, Vector
+from ingest_worker.errors import PoisonInput
+from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.parsing import parse
+from ingest_worker.store import (
+    DocKey,
+    DocumentChange,
+    MissingVectors,
+    Outcome,
+    Store,
+    StoredDocument,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    chunks_embedded: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        self.outcomes.update(other.outcomes)
+        self.chunks_embedded += other.chunks_embedded
+
+
+@dataclass
+class Pipeline:
+    store: Store
+    embedder: Embedder
+    max_file_bytes: int = 20 * 1024 * 1024
+    chunk_max_tokens: int | None = None
+    on_committed: Callable[[DocumentEvent, Outcome], None] | None = None
+
+    def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
+        report = BatchReport()
+        latest, superseded = coalesce(events)
+        if superseded:
+            self.store.record_stale(superseded)
+            report.outcomes["stale"] += superseded
+        states = self.store.load_states((e.tenant, e.doc_id) for e in latest)
+        changes: list[DocumentChange] = []
+        for event in latest:
+            try:
+                changes.append(self._prepare(event, states))
+            except PoisonInput as e:
+                self.store.record_dead_letter(event, e)
+                report.outcomes[Outcome.DEAD_LETTER.value] += 1
+                if self.on_committed:
+                    self.on_committed(event, Outcome.DEAD_LETTER)
+        vectors, embedded_by = self._vectors_for(changes, states)
+        report.chunks_embedded = len(embedded_by)
+        for change in changes:
+            outcome = self._commit(change, vectors, embedded_by)
+            report.outcomes[outcome.value] += 1
+            if self.on_committed:
+                self.on_committed(change.event, outcome)
+        return report
+
+    def _prepare(
+        self, event: DocumentEvent, states: dict[DocKey, StoredDocument]
+    ) -> DocumentChange:
+        """Parse and chunk an upsert, unless its content is what is stored already."""
+        if event.op is Op.DELETE:
+            return DocumentChange(event)
+        content = event.content or b""
+        content_hash = hashlib.sha256(content).digest()
+        stored = states.get((event.tenant, event.doc_id))
+        if stored is not None and not stored.deleted and stored.content_hash == content_hash:
+            return DocumentChange(event, content_hash=content_hash)
+        parsed = parse(
+            content,
+            content_type=event.content_type,
+            filename=event.filename,
+            max_bytes=self.max_file_bytes,
+        )
+        max_tokens = min(
+            self.chunk_max_tokens or self.embedder.max_tokens, self.embedder.max_tokens
+        )
+        chunks = split(parsed.blocks, self.embedder.count_tokens, max_tokens=max_tokens)
+        return DocumentChange(event, content_hash, parsed.title, chunks)
+
+    def _vectors_for(
+        self, changes: Sequence[DocumentChange], states: dict[DocKey, StoredDocument]
+    ) -> tuple[dict[bytes, Vector], dict[bytes, DocKey]]:
+        """Vectors for every chunk not already stored with its document: from the cache, or
+        embedded now in one batched call. Also: which document each embedded hash was for."""
+        texts: dict[bytes, str] = {}
+        owner: dict[bytes, DocKey] = {}
+        for change in changes:
+            key = (change.event.tenant, change.event.doc_id)
+            stored = states.get(key)
+            have = stored.chunk_hashes if stored is not None else frozenset()
+            for chunk in change.chunks or ():
+                if chunk.hash not in have and chunk.hash not in texts:
+                    texts[chunk.hash] = chunk.embed_text
+                    owner[chunk.hash] = key
+        vectors = self.store.cached_vectors(texts)
+        to_embed = [h for h in texts if h not in vectors]
+        if to_embed:
+            fresh = dict(
+                zip(to_embed, self.embedder.embed([texts[h] for h in to_embed]), strict=True)
+            )
+            self.store.cache_vectors(fresh)
+            vectors.update(fresh)
+        return vectors, {h: owner[h] for h in to_embed}
+
+    def _commit(
+        self, change: DocumentChange, vectors: dict[bytes, Vector], embedded_by: dict[bytes, DocKey]
+    ) -> Outcome:
+        key = (change.event.tenant, change.event.doc_id)
+        embedded = sum(1 for c in change.chunks or () if embedded_by.get(c.hash) == key)
+        change = DocumentChange(
+            change.event, change.content_hash, change.title, change.chunks, embedded
+        )
+        try:
+            return self.store.apply(change, vectors)
+        except MissingVectors as e:  # another writer changed this document since we read it
+            log.info("%s changed concurrently; embedding %d more chunks", key, len(e.hashes))
+            texts = {c.hash: c.embed_text for c in change.chunks or () if c.hash in e.hashes}
+            fresh = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
+            self.store.cache_vectors(fresh)
+            return self.store.apply(change, {**vectors, **fresh})
+
+
+def coalesce(events: Sequence[DocumentEvent]) -> tuple[list[DocumentEvent], int]:
+    """Keep, per document, only the event that wins; count the ones it supersedes.
+
+    The winner has the highest explicit version; among equal or absent versions, the last.
+    """
+    winners: dict[DocKey, DocumentEvent] = {}
+    for event in events:
+        key = (event.tenant, event.doc_id)
+        current = winners.get(key)
+        if current is None or _order(event) >= _order(current):
+            winners[key] = event
+    return list(winners.values()), len(events) - len(winners)
+
+
+def _order(event: DocumentEvent) -> float:
+    return float("inf") if event.version is None else float(event.version)

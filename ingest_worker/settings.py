@@ -1,0 +1,44 @@
+"""One settings object per process, read from `FRESHINDEX_*` variables and `DATABASE_URL`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of freshindex; the README's settings table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix="FRESHINDEX_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "FRESHINDEX_DATABASE_URL"),
+        description="Postgres with pgvector >= 0.7; unset = embedded server in data_dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".freshindex"), description="Where the embedded Postgres keeps its data."
+    )
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Embedding model: all-MiniLM-L6-v2 (shipped offline) or a local model path.",
+    )
+    embed_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding call.")
+    chunk_max_tokens: int | None = Field(
+        default=None, ge=16, description="Chunk size cap in model tokens; default: model maximum."
+    )
+    max_file_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Larger files/events become dead letters."
+    )
+    tenant: str = Field(default="default", description="Tenant of documents from folders.")
+    rescan_interval_s: float = Field(
+        default=300.0, gt=0, description="Periodic full rescan of watched folders (safety net)."
+    )
+    debounce_s: float = Field(
+        default=0.3, ge=0, description="Quiet time after a file event before it is read."
+    )
+    host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
+    log_level: str = Field(default="INFO", description="Python log level.")

@@ -1,0 +1,357 @@
+"""The Postgres+pgvector store: the only module of the ingest side that writes SQL.
+
+`apply` is the commit protocol of DESIGN.md: one short transaction per document version that
+re-checks the version under a row lock, writes the document row (a tombstone for deletes),
+deletes removed chunks, renumbers kept ones, inserts new ones, records the source position and
+notifies listeners. Vectors are computed before it is called: never inside a transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ingest_worker.chunking import Chunk
+from ingest_worker.diffing import StoredChunk, plan
+from ingest_worker.embedding import Vector
+from ingest_worker.errors import ConfigurationError
+from ingest_worker.events import DocumentEvent, Op
+
+log = logging.getLogger(__name__)
+
+CHANGES_CHANNEL = "freshindex_changes"
+DocKey = tuple[str, str]  # (tenant, doc_id)
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"  # same content: only the version moved
+    STALE = "stale"
+    DEAD_LETTER = "dead_letter"  # decided by the pipeline; never returned by `apply`
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    version: int
+    deleted: bool
+    content_hash: bytes | None
+    fingerprint: str | None
+    chunk_hashes: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentChange:
+    """A document version ready to commit: parsed, chunked, with vectors for new chunks."""
+
+    event: DocumentEvent
+    content_hash: bytes | None = None
+    title: str | None = None
+    chunks: tuple[Chunk, ...] | None = None  # None: delete, or content known unchanged
+    embedded: int = 0  # chunks of this version that called the model
+
+
+class MissingVectors(Exception):
+    """The stored state moved under us and a chunk needs a vector that was not computed."""
+
+    def __init__(self, hashes: set[bytes]) -> None:
+        super().__init__(f"{len(hashes)} chunk vectors are missing")
+        self.hashes = hashes
+
+
+class Store:
+    """Writes and reads the index through one connection (autocommit between transactions)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], model: str) -> None:
+        self.conn = conn  # autocommit: every write below opens its own transaction
+        self.model = model
+
+    # -- model -------------------------------------------------------------------------------
+
+    def activate_model(self, dimensions: int) -> None:
+        """Give chunks.embedding its dimensions and HNSW index on first use; refuse a switch."""
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "SELECT model, dimensions FROM active_model FOR UPDATE"
+            ).fetchone()
+            if row is not None:
+                if (row[0], row[1]) != (self.model, dimensions):
+                    raise ConfigurationError(
+                        f"this index was built with model {row[0]} ({row[1]} dimensions), not "
+                        f"{self.model}; set FRESHINDEX_MODEL={row[0]} or use a new data "
+                        "directory / database"
+                    )
+                return
+            self.conn.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+            self.conn.execute(
+                sql.SQL(
+                    "ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dims}) "
+                    "USING embedding::vector({dims})"
+                ).format(dims=sql.Literal(dimensions))
+            )
+            self.conn.execute(
+                "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks "
+                "USING hnsw (embedding vector_cosine_ops)"
+            )
+            self.conn.execute(
+                "INSERT INTO active_model (model, dimensions) VALUES (%s, %s)",
+                (self.model, dimensions),
+            )
+
+    # -- reads before embedding ----------------------------------------------------------------
+
+    def load_states(self, keys: Iterable[DocKey]) -> dict[DocKey, StoredDocument]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        rows = self.conn.execute(
+            """SELECT d.tenant, d.doc_id, d.version, d.deleted, d.content_hash, d.fingerprint,
+                      coalesce(array_agg(c.chunk_hash) FILTER (WHERE c.id IS NOT NULL), '{}')
+               FROM documents d
+               JOIN unnest(%s::text[], %s::text[]) AS k(tenant, doc_id) USING (tenant, doc_id)
+               LEFT JOIN chunks c USING (tenant, doc_id)
+               GROUP BY d.tenant, d.doc_id""",
+            ([t for t, _ in keys], [d for _, d in keys]),
+        ).fetchall()
+        return {(r[0], r[1]): StoredDocument(r[2], r[3], r[4], r[5], frozenset(r[6])) for r in rows}
+
+    def cached_vectors(self, hashes: Iterable[bytes]) -> dict[bytes, Vector]:
+        hashes = list(hashes)
+        if not hashes:
+            return {}
+        rows = self.conn.execute(
+            "SELECT chunk_hash, embedding FROM embedding_cache "
+            "WHERE model = %s AND chunk_hash = ANY(%s)",
+            (self.model, hashes),
+        ).fetchall()
+        return {bytes(h): v for h, v in rows}
+
+    def cache_vectors(self, vectors: Mapping[bytes, Vector]) -> None:
+        """Keep freshly computed vectors (committed at once: never embedded twice)."""
+        if not vectors:
+            return
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO embedding_cache (model, chunk_hash, embedding) VALUES (%s, %s, %s) "
+                "ON CONFLICT DO NOTHING",
+                [(self.model, h, v) for h, v in vectors.items()],
+            )
+            _bump(cur, chunks_embedded_total=len(vectors))
+
+    # -- the commit protocol -------------------------------------------------------------------
+
+    def apply(self, change: DocumentChange, vectors: Mapping[bytes, Vector]) -> Outcome:
+        """Commit one document version; see the module docstring."""
+        event = change.event
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            stored = _lock_document(cur, event)
+            if stored is not None and event.version is not None and event.version <= stored[0]:
+                _bump(cur, events_stale_total=1)
+                return Outcome.STALE
+            version = (
+                event.version if event.version is not None else (stored[0] + 1 if stored else 1)
+            )
+            rows = [
+                StoredChunk(i, o, bytes(h))
+                for i, o, h in cur.execute(
+                    "SELECT id, ordinal, chunk_hash FROM chunks WHERE tenant = %s AND doc_id = %s",
+                    (event.tenant, event.doc_id),
+                )
+            ]
+            if event.op is Op.DELETE:
+                cur.execute(
+                    "DELETE FROM chunks WHERE tenant = %s AND doc_id = %s",
+                    (event.tenant, event.doc_id),
+                )
+                chunk_count, outcome = 0, Outcome.APPLIED
+            elif change.chunks is None:  # content unchanged: only the version moves
+                chunk_count, outcome = len(rows), Outcome.UNCHANGED
+                _bump(cur, chunks_reused_total=len(rows))
+            else:
+                chunk_count = len(change.chunks)
+                outcome = _write_chunks(cur, event, change.chunks, rows, vectors, self.model)
+                _bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
+            _write_document(cur, change, version, chunk_count)
+            if event.position is not None:
+                _record_position(cur, event)
+            _bump(cur, events_applied_total=1)
+            payload = {
+                "tenant": event.tenant,
+                "doc_id": event.doc_id,
+                "version": version,
+                "op": event.op.value,
+            }
+            cur.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(payload)))
+        log.debug("%s %s v%s: %s", event.op.value, event.doc_id, version, outcome.value)
+        return outcome
+
+    def record_stale(self, count: int = 1) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            _bump(cur, events_stale_total=count)
+
+    def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
+        position = event.position
+        self.conn.execute(
+            """INSERT INTO dead_letters
+                   (source, tenant, doc_id, version, partition, position, reason, error_class,
+                    payload)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (
+                event.source,
+                event.tenant,
+                event.doc_id,
+                event.version,
+                position.partition if position else None,
+                position.position if position else None,
+                str(error),
+                type(error).__name__,
+                event.content,
+            ),
+        )
+        log.warning("dead letter: %s (%s): %s", event.doc_id, type(error).__name__, error)
+
+    # -- folder reconciliation -----------------------------------------------------------------
+
+    def live_documents(self, source: str) -> dict[str, str | None]:
+        """doc_id → fingerprint of the documents a source has indexed and not deleted."""
+        rows = self.conn.execute(
+            "SELECT doc_id, fingerprint FROM documents WHERE source = %s AND NOT deleted",
+            (source,),
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+
+def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:
+    """Lock the document row (creating a placeholder if new); the stored (version, deleted)."""
+    inserted = cur.execute(
+        """INSERT INTO documents (tenant, doc_id, version, deleted, source)
+           VALUES (%s, %s, -1, true, %s) ON CONFLICT DO NOTHING RETURNING 1""",
+        (event.tenant, event.doc_id, event.source),
+    ).fetchone()
+    if inserted:
+        return None
+    row = cur.execute(
+        "SELECT version, deleted FROM documents WHERE tenant = %s AND doc_id = %s FOR UPDATE",
+        (event.tenant, event.doc_id),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), bool(row[1])
+
+
+def _write_chunks(
+    cur: psycopg.Cursor[Any],
+    event: DocumentEvent,
+    chunks: Sequence[Chunk],
+    rows: Sequence[StoredChunk],
+    vectors: Mapping[bytes, Vector],
+    model: str,
+) -> Outcome:
+    chunk_plan = plan(chunks, rows)
+    missing = {c.hash for c in chunk_plan.insert if c.hash not in vectors}
+    found = dict(vectors)
+    if missing:  # the stored rows moved since planning: the cache may still have them
+        found.update(_cached(cur, model, missing))
+        if still_missing := missing - found.keys():
+            raise MissingVectors(still_missing)
+    if chunk_plan.delete:
+        cur.execute("DELETE FROM chunks WHERE id = ANY(%s)", (list(chunk_plan.delete),))
+    if chunk_plan.renumber:
+        ids, ordinals = zip(*chunk_plan.renumber, strict=True)
+        cur.execute(
+            """UPDATE chunks SET ordinal = v.ordinal
+               FROM unnest(%s::bigint[], %s::int[]) AS v(id, ordinal) WHERE chunks.id = v.id""",
+            (list(ids), list(ordinals)),
+        )
+    if chunk_plan.insert:
+        cur.executemany(
+            """INSERT INTO chunks (tenant, doc_id, ordinal, chunk_hash, heading, text, embedding)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+            [
+                (
+                    event.tenant,
+                    event.doc_id,
+                    c.ordinal,
+                    c.hash,
+                    " > ".join(c.heading_path),
+                    c.text,
+                    found[c.hash],
+                )
+                for c in chunk_plan.insert
+            ],
+        )
+    return Outcome.UNCHANGED if chunk_plan.is_noop else Outcome.APPLIED
+
+
+def _cached(cur: psycopg.Cursor[Any], model: str, hashes: set[bytes]) -> dict[bytes, Vector]:
+    rows = cur.execute(
+        "SELECT chunk_hash, embedding FROM embedding_cache "
+        "WHERE model = %s AND chunk_hash = ANY(%s)",
+        (model, list(hashes)),
+    ).fetchall()
+    return {bytes(h): v for h, v in rows}
+
+
+def _write_document(
+    cur: psycopg.Cursor[Any], change: DocumentChange, version: int, chunk_count: int
+) -> None:
+    event = change.event
+    deleted = event.op is Op.DELETE
+    cur.execute(
+        """UPDATE documents SET
+               version = %(version)s, deleted = %(deleted)s,
+               content_hash = CASE WHEN %(deleted)s THEN NULL
+                                   ELSE coalesce(%(content_hash)s, content_hash) END,
+               title = CASE WHEN %(deleted)s THEN NULL ELSE coalesce(%(title)s, title) END,
+               metadata = %(metadata)s, source = %(source)s, fingerprint = %(fingerprint)s,
+               event_time = %(event_time)s, indexed_at = clock_timestamp(),
+               chunk_count = %(chunk_count)s
+           WHERE tenant = %(tenant)s AND doc_id = %(doc_id)s""",
+        {
+            "version": version,
+            "deleted": deleted,
+            "content_hash": change.content_hash,
+            "title": change.title or event.title,
+            "metadata": Jsonb(dict(event.metadata)),
+            "source": event.source,
+            "fingerprint": event.fingerprint,
+            "event_time": event.event_time,
+            "chunk_count": chunk_count,
+            "tenant": event.tenant,
+            "doc_id": event.doc_id,
+        },
+    )
+
+
+def _record_position(cur: psycopg.Cursor[Any], event: DocumentEvent) -> None:
+    assert event.position is not None
+    cur.execute(
+        """INSERT INTO source_positions (source, partition, position, event_time)
+           VALUES (%s, %s, %s, %s)
+           ON CONFLICT (source, partition) DO UPDATE SET
+               position = greatest(source_positions.position, excluded.position),
+               event_time = excluded.event_time, updated_at = now()""",
+        (
+            event.position.source,
+            event.position.partition,
+            event.position.position,
+            event.event_time,
+        ),
+    )
+
+
+def _bump(cur: psycopg.Cursor[Any], **deltas: int) -> None:
+    """Add to persistent counters (in the caller's transaction)."""
+    names = [n for n, d in deltas.items() if d]
+    if names:
+        cur.execute(
+            """INSERT INTO counters (name, value) SELECT * FROM unnest(%s::text[], %s::bigint[])
+               ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value""",
+            (names, [deltas[n] for n in names]),
+        )

@@ -1,0 +1,1 @@
+"""freshindex query side: the HTTP API over the live index."""

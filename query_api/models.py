@@ -1,0 +1,91 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_QUERY_CHARS = 4000
+MAX_FILTER_KEYS = 32
+
+
+class SearchFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Hits' metadata must contain these key/value pairs."
+    )
+    doc_id_prefix: str | None = Field(
+        default=None, max_length=1000, description="Only documents whose doc_id starts so."
+    )
+    tenant: str = Field(default="default", max_length=200)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > MAX_FILTER_KEYS:
+            raise ValueError(f"at most {MAX_FILTER_KEYS} metadata keys can be filtered on")
+        return value
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
+    k: int = Field(default=10, ge=1, le=100, description="How many hits to return.")
+    filter: SearchFilter = Field(default_factory=SearchFilter)
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain some text")
+        return value
+
+
+class Hit(BaseModel):
+    doc_id: str
+    ordinal: int
+    text: str
+    heading: str
+    title: str | None
+    score: float = Field(description="Cosine similarity, 1 = same direction.")
+    metadata: dict[str, Any]
+    version: int
+    indexed_at: datetime
+
+
+class Freshness(BaseModel):
+    as_of: datetime = Field(description="When this answer was read from the index.")
+    last_change_at: datetime | None = Field(description="The newest committed change.")
+    last_change_age_ms: float | None
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+    freshness: Freshness
+    took_ms: float
+
+
+class DocumentInfo(BaseModel):
+    doc_id: str
+    tenant: str
+    version: int
+    title: str | None
+    chunk_count: int
+    metadata: dict[str, Any]
+    indexed_at: datetime
+
+
+class Stats(BaseModel):
+    documents: int
+    chunks: int
+    chunks_embedded_total: int
+    chunks_reused_total: int
+    events_applied_total: int
+    events_stale_total: int
+    dead_letters: int
+    last_change_at: datetime | None
+    model: str | None

@@ -1,0 +1,123 @@
+"""Running parts: the store and pipeline on a test database, a folder worker in a thread,
+and the HTTP API served by uvicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from ingest_worker import database
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.folder_paths import make_roots
+from ingest_worker.folder_source import FolderWorker
+from ingest_worker.pipeline import Pipeline
+from ingest_worker.store import Store
+from query_api.app import create_app
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll until `predicate()` is truthy; fail the test with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def store(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[Store]:
+    conn = database.connect(db_url)
+    store = Store(conn, embedder.model_name)
+    store.activate_model(embedder.dimensions)
+    yield store
+    conn.close()
+
+
+@pytest.fixture
+def pipeline(store: Store, embedder: SentenceTransformerEmbedder) -> Pipeline:
+    return Pipeline(store, embedder)
+
+
+@dataclass
+class RunningWorker:
+    root: Path
+    worker: FolderWorker
+    stop: threading.Event
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the folder worker did not stop"
+        assert not self.errors, self.errors
+
+
+def start_folder_worker(root: Path, pipeline: Pipeline) -> RunningWorker:
+    worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.15, rescan_interval_s=3600)
+    stop = threading.Event()
+    running = RunningWorker(root, worker, stop, threading.Thread())
+
+    def run() -> None:
+        try:
+            worker.run(stop)
+        except BaseException as e:
+            running.errors.append(e)
+            raise
+
+    running.thread = threading.Thread(target=run, name="folder-worker", daemon=True)
+    running.thread.start()
+    return running
+
+
+@pytest.fixture
+def folder_worker(tmp_path: Path, pipeline: Pipeline) -> Iterator[RunningWorker]:
+    root = tmp_path / "docs"
+    root.mkdir()
+    running = start_folder_worker(root, pipeline)
+    yield running
+    running.halt()
+
+
+@contextmanager
+def serve_api(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[httpx.Client]:
+    """The real app on a real socket; yields a client with its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(db_url, lambda: embedder), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api", daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 30, "the API to start")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def api(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[httpx.Client]:
+    with serve_api(db_url, embedder) as client:
+        yield client

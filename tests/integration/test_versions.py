@@ -1,0 +1,106 @@
+"""The commit protocol's invariants, through the real pipeline, model and Postgres."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.pipeline import Pipeline
+from ingest_worker.store import Store
+
+
+def upsert(doc_id: str, version: int | None, text: str, **kw: Any) -> DocumentEvent:
+    return DocumentEvent(
+        doc_id=doc_id,
+        op=Op.UPSERT,
+        source="test",
+        version=version,
+        content=text.encode(),
+        content_type="text/markdown",
+        **kw,
+    )
+
+
+def delete(doc_id: str, version: int | None) -> DocumentEvent:
+    return DocumentEvent(doc_id=doc_id, op=Op.DELETE, source="test", version=version)
+
+
+def indexed(store: Store, doc_id: str) -> tuple[int, bool, list[str]]:
+    row = store.conn.execute(
+        "SELECT version, deleted FROM documents WHERE doc_id = %s", (doc_id,)
+    ).fetchone()
+    assert row is not None
+    texts = [
+        r[0]
+        for r in store.conn.execute(
+            "SELECT text FROM chunks WHERE doc_id = %s ORDER BY ordinal", (doc_id,)
+        )
+    ]
+    return row[0], row[1], texts
+
+
+def counter(store: Store, name: str) -> int:
+    row = store.conn.execute("SELECT value FROM counters WHERE name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_an_older_version_never_overwrites_a_newer_one(pipeline: Pipeline, store: Store) -> None:
+    pipeline.process([upsert("a", 5, "version five about apples")])
+    report = pipeline.process([upsert("a", 3, "version three about pears")])
+    assert report.outcomes["stale"] == 1
+    assert indexed(store, "a") == (5, False, ["version five about apples"])
+    report = pipeline.process([upsert("a", 5, "a duplicate delivery of five")])
+    assert report.outcomes["stale"] == 1
+    assert indexed(store, "a")[2] == ["version five about apples"]
+    assert counter(store, "events_stale_total") == 2
+
+
+def test_a_delete_is_not_undone_by_a_late_older_upsert(pipeline: Pipeline, store: Store) -> None:
+    pipeline.process([upsert("b", 1, "first about boats")])
+    pipeline.process([delete("b", 3)])
+    assert indexed(store, "b") == (3, True, [])
+    pipeline.process([upsert("b", 2, "late second about boats")])
+    assert indexed(store, "b") == (3, True, [])
+    pipeline.process([upsert("b", 4, "fourth brings it back")])
+    assert indexed(store, "b") == (4, False, ["fourth brings it back"])
+
+
+def test_a_delete_for_an_unknown_document_leaves_a_tombstone(
+    pipeline: Pipeline, store: Store
+) -> None:
+    pipeline.process([delete("c", 7)])
+    pipeline.process([upsert("c", 6, "reordered older upsert")])
+    assert indexed(store, "c") == (7, True, [])
+
+
+def test_one_batch_with_reordered_versions_keeps_the_newest(
+    pipeline: Pipeline, store: Store
+) -> None:
+    report = pipeline.process(
+        [upsert("d", 2, "two"), upsert("d", 9, "nine"), upsert("d", 4, "four")]
+    )
+    assert indexed(store, "d") == (9, False, ["nine"])
+    assert report.outcomes == {"stale": 2, "applied": 1}
+
+
+def test_a_chunk_text_is_embedded_once_across_documents_and_versions(
+    pipeline: Pipeline, store: Store
+) -> None:
+    shared = "A shared paragraph that appears in several documents about licensing terms."
+    pipeline.process([upsert("x", 1, shared), upsert("y", 1, shared)])
+    assert counter(store, "chunks_embedded_total") == 1
+    pipeline.process([delete("x", 2), upsert("y", 2, "something else entirely")])
+    pipeline.process([upsert("z", 1, shared)])  # the text is gone from chunks, not the cache
+    assert counter(store, "chunks_embedded_total") == 2
+    assert indexed(store, "z")[2] == [shared]
+
+
+def test_each_version_commits_atomically_with_notify(pipeline: Pipeline, store: Store) -> None:
+    listener = psycopg.connect(store.conn.info.dsn, autocommit=True)
+    listener.execute("LISTEN freshindex_changes")
+    pipeline.process([upsert("e", 1, "# E\n\none\n\ntwo paragraphs here")])
+    notes = list(listener.notifies(timeout=5, stop_after=1))
+    assert '"doc_id": "e"' in notes[0].payload and '"version": 1' in notes[0].payload
+    listener.close()
