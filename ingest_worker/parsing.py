@@ -163,14 +163,19 @@ def _parse_markdown(text: str) -> ParsedDocument:
 
 
 _HTML_DROP = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
+# Site navigation repeats on every page and answers no question (DocBook: navheader/footer).
+_HTML_NAVIGATION = "nav, [role=navigation], .navheader, .navfooter"
 _HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+# A list, table or definition list is one block (its items are lines), so that it is
+# chunked as a whole instead of as a scatter of tiny fragments.
 _HTML_BLOCKS = frozenset(
     [
         "p",
         "div",
-        "li",
         "ul",
         "ol",
+        "dl",
+        "table",
         "pre",
         "blockquote",
         "section",
@@ -178,15 +183,7 @@ _HTML_BLOCKS = frozenset(
         "main",
         "header",
         "footer",
-        "nav",
         "aside",
-        "table",
-        "tr",
-        "td",
-        "th",
-        "dd",
-        "dt",
-        "dl",
         "figure",
         "figcaption",
         "caption",
@@ -198,12 +195,14 @@ _HTML_BLOCKS = frozenset(
         "body",
     ]
 ) | frozenset(_HTML_HEADINGS)
+_HTML_LINES = frozenset(["li", "tr", "dt", "dd"])
+_HTML_CELLS = frozenset(("td", "th"))
 
 
 def _parse_html(content: bytes) -> ParsedDocument:
     """Visible text only, one block per innermost block element, headings as the path."""
     from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
-    from bs4.element import Comment, NavigableString, Tag
+    from bs4.element import NavigableString, Tag
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
@@ -213,16 +212,18 @@ def _parse_html(content: bytes) -> ParsedDocument:
             raise CorruptContent(f"HTML could not be parsed: {e}") from e
     title_tag = soup.find("title")
     title = title_tag.get_text(" ", strip=True) if isinstance(title_tag, Tag) else None
-    for tag in soup.find_all(_HTML_DROP):
+    for tag in [*soup.find_all(_HTML_DROP), *soup.select(_HTML_NAVIGATION)]:
         tag.decompose()
 
     headings: list[tuple[int, str]] = []
     blocks: list[Block] = []
     buffer: list[str] = []
     owner: Tag | None = None
+    line: Tag | None = None
+    cell: Tag | None = None
 
     def flush() -> None:
-        text = re.sub(r"[ \t\r\f\v]+", " ", "".join(buffer)).strip()
+        text = re.sub(r" *\n[ \n]*", "\n", "".join(buffer)).strip()
         buffer.clear()
         if not text or owner is None:
             return
@@ -232,29 +233,34 @@ def _parse_html(content: bytes) -> ParsedDocument:
             return
         while headings and headings[-1][0] >= level:
             headings.pop()
-        headings.append((level, text))
+        headings.append((level, " ".join(text.split())))
 
     for node in soup.descendants:
-        if not isinstance(node, NavigableString) or isinstance(node, Comment):
+        if type(node) is not NavigableString:  # tags, comments, CData, doctype, ...
             continue
-        if type(node) is not NavigableString:  # CData, doctype, processing instructions
-            continue
-        block = next((p for p in node.parents if p.name in _HTML_BLOCKS), None)
+        parents = list(node.parents)
+        block = next((p for p in parents if p.name in _HTML_BLOCKS), None)
         if block is not owner:
             flush()
-            owner = block
-        buffer.append(str(node))
+            owner, line = block, None
+        item = next((p for p in parents if p.name in _HTML_LINES or p is block), None)
+        in_cell = next((p for p in parents if p.name in _HTML_CELLS or p is block), None)
+        if item is not line:
+            buffer.append("\n")
+        elif in_cell is not cell:
+            buffer.append(" ")
+        line, cell = item, in_cell
+        in_pre = any(p.name == "pre" for p in parents)
+        buffer.append(str(node) if in_pre else re.sub(r"\s+", " ", str(node)))
     flush()
     if not title:
-        title = headings[0][1] if headings else None
         first = next((b.heading_path[0] for b in blocks if b.heading_path), None)
-        title = first or title
+        title = first or (headings[0][1] if headings else None)
     return ParsedDocument(title=title or None, blocks=tuple(blocks))
 
 
 def _parse_pdf(content: bytes) -> ParsedDocument:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(content))
@@ -264,8 +270,6 @@ def _parse_pdf(content: bytes) -> ParsedDocument:
         meta_title = reader.metadata.title if reader.metadata else None
     except CorruptContent:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as e:
-        raise CorruptContent(f"the PDF could not be read ({type(e).__name__}: {e})") from e
     except Exception as e:  # pypdf raises many kinds of errors on damaged files
         raise CorruptContent(f"the PDF could not be read ({type(e).__name__}: {e})") from e
     blocks = tuple(

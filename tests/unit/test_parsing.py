@@ -38,15 +38,24 @@ def test_html_keeps_visible_text_only() -> None:
     <script>var secret = 1;</script></head><body>
     <h1>Main</h1><p>First <b>bold</b> paragraph.</p><!-- hidden comment -->
     <h2>Sub</h2><ul><li>item one</li><li>item two</li></ul>
-    <noscript>enable js</noscript><div>loose text<p>inner</p>tail</div></body></html>"""
+    <noscript>enable js</noscript><div>loose text<p>inner</p>tail</div>
+    <nav>Home | Next page</nav><table><tr><td>cell a</td><td>cell b</td></tr>
+    <tr><td>cell c</td></tr></table></body></html>"""
     doc = parse(html, filename="page.html")
     assert doc.title == "The Title"
     texts = [b.text for b in doc.blocks]
-    assert texts == ["First bold paragraph.", "item one", "item two", "loose text", "inner", "tail"]
+    assert texts == [
+        "First bold paragraph.",
+        "item one\nitem two",
+        "loose text",
+        "inner",
+        "tail",
+        "cell a cell b\ncell c",
+    ]
     assert doc.blocks[1].heading_path == ("Main", "Sub")
     joined = " ".join(texts)
     assert "secret" not in joined and "color" not in joined and "hidden" not in joined
-    assert "enable js" not in joined
+    assert "enable js" not in joined and "Next page" not in joined
 
 
 def test_html_title_falls_back_to_first_heading() -> None:

@@ -1,0 +1,31 @@
+"""Benchmark corpora: real documents no one here wrote, from Debian packages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+POSTGRES_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
+
+
+def postgres_manual() -> Path:
+    """The PostgreSQL 15 manual as HTML (Debian's postgresql-doc-15), installed if missing."""
+    if not POSTGRES_DOCS.is_dir():
+        if os.geteuid() != 0:
+            raise SystemExit("run as root, or: sudo apt-get install postgresql-doc-15")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "postgresql-doc-15"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    return POSTGRES_DOCS
+
+
+def copy_files(source: Path, target: Path, count: int) -> list[Path]:
+    """Copy the first `count` HTML files (by name, so runs are comparable) into `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    files = sorted(p for p in source.glob("*.html"))[:count]
+    return [Path(shutil.copy2(f, target / f.name)) for f in files]

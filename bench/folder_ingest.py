@@ -1,0 +1,168 @@
+"""Folder ingest benchmark: bare model vs end-to-end pipeline, freshness, chunks per edit.
+
+    .venv/bin/python -m bench.folder_ingest [--files 120] [--edits 50]
+
+(a) bare-model throughput on exactly the chunks the pipeline produces (same model object,
+same batch size, one encode call, as a user of the bare model would do); (b) end-to-end
+folder ingest into a fresh embedded Postgres (parse, chunk, embed, commit), and (b)/(a);
+(c) freshness over single-file edits: file closed → hit visible through POST /v1/search over
+real HTTP; (d) chunks embedded per one-paragraph edit. Results go to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from bench.corpus import copy_files, postgres_manual
+from ingest_worker import database, migrations
+from ingest_worker.chunking import split
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.errors import PoisonInput
+from ingest_worker.folder_paths import make_roots
+from ingest_worker.folder_source import FolderWorker
+from ingest_worker.parsing import parse
+from ingest_worker.pipeline import Pipeline
+from ingest_worker.store import Store
+from query_api.app import create_app
+
+
+def pipeline_chunks(files: list[Path], embedder: SentenceTransformerEmbedder) -> list[str]:
+    """The distinct texts the pipeline will embed for these files."""
+    texts: dict[bytes, str] = {}
+    for path in files:
+        try:
+            doc = parse(path.read_bytes(), filename=path.name)
+        except PoisonInput:
+            continue
+        for c in split(doc.blocks, embedder.count_tokens, max_tokens=embedder.max_tokens):
+            texts.setdefault(c.hash, c.embed_text)
+    return list(texts.values())
+
+
+def bare_model(embedder: SentenceTransformerEmbedder, texts: list[str]) -> float:
+    started = time.perf_counter()
+    embedder.embed(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def serve(url: str, embedder: SentenceTransformerEmbedder, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(create_app(url, lambda: embedder), port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server
+
+
+def stats(client: httpx.Client) -> dict[str, Any]:
+    return dict(client.get("/v1/stats").json())
+
+
+def measure_freshness(
+    client: httpx.Client, files: list[Path], root: Path, edits: int
+) -> tuple[list[float], list[int]]:
+    """Edit one paragraph of one file at a time; time until the edit is searchable."""
+    latencies, embedded = [], []
+    for i in range(edits):
+        path = files[i % len(files)]
+        token = f"zq{i}probe"
+        html = path.read_text(encoding="utf-8", errors="replace")
+        path.write_text(html.replace("<p>", f"<p>Freshness probe {token}. ", 1), encoding="utf-8")
+        closed = time.perf_counter()
+        before = stats(client)["chunks_embedded_total"]
+        body = {
+            "query": f"Freshness probe {token}",
+            "k": 100,
+            "filter": {"doc_id_prefix": path.relative_to(root).as_posix()},
+        }
+        while True:
+            hits = client.post("/v1/search", json=body).json()["hits"]
+            if any(token in h["text"] for h in hits):
+                break
+            time.sleep(0.01)
+        latencies.append((time.perf_counter() - closed) * 1000)
+        embedded.append(stats(client)["chunks_embedded_total"] - before)
+    return latencies, embedded
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=120, help="HTML files of the manual")
+    parser.add_argument("--edits", type=int, default=50, help="single-file edits to time")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="freshindex-bench-"))
+    root = work / "corpus"
+    files = copy_files(postgres_manual(), root, args.files)
+    url = database.start_embedded(work / "data")
+    with database.connect(url) as conn:
+        migrations.apply(conn)
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up the model"] * 32)
+
+    texts = pipeline_chunks(files, embedder)
+    bare_before = bare_model(embedder, texts)
+
+    store = Store(database.connect(url), embedder.model_name)
+    store.activate_model(embedder.dimensions)
+    pipeline = Pipeline(store, embedder)
+    worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.3, progress=True)
+    started = time.perf_counter()
+    report = worker.run(threading.Event(), once=True)
+    ingest_s = time.perf_counter() - started
+    end_to_end = report.chunks_embedded / ingest_s
+    bare_after = bare_model(embedder, texts)
+    bare = (bare_before + bare_after) / 2
+
+    server = serve(url, SentenceTransformerEmbedder(), args.port)
+    stop = threading.Event()
+    live = FolderWorker(make_roots([root]), pipeline, debounce_s=0.3)
+    thread = threading.Thread(target=live.run, args=(stop,), daemon=True)
+    thread.start()
+    with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=30) as client:
+        latencies, embedded = measure_freshness(client, files, root, args.edits)
+    stop.set()
+    thread.join()
+    server.should_exit = True
+
+    result = {
+        "corpus": f"postgresql-doc-15 HTML, first {len(files)} files",
+        "chunks": len(texts),
+        "tokens_per_chunk_mean": statistics.mean(embedder.count_tokens(texts)),
+        "a_bare_model_chunks_per_s": round(bare, 2),
+        "a_bare_model_runs": [round(bare_before, 2), round(bare_after, 2)],
+        "b_end_to_end_chunks_per_s": round(end_to_end, 2),
+        "b_end_to_end_seconds": round(ingest_s, 1),
+        "b_over_a": round(end_to_end / bare, 3),
+        "c_freshness_ms_p50": round(percentile(latencies, 50), 1),
+        "c_freshness_ms_p99": round(percentile(latencies, 99), 1),
+        "c_edits": len(latencies),
+        "d_chunks_embedded_per_edit_mean": statistics.mean(embedded),
+        "d_chunks_embedded_per_edit_max": max(embedded),
+        "outcomes": dict(report.outcomes),
+    }
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"folder_ingest_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(result, indent=2)
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
