@@ -43,9 +43,19 @@ def search(
            LIMIT %(k)s"""
     ).format(conditions=sql.SQL(" AND ").join(conditions))
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        # Filtered queries keep scanning the HNSW graph until k rows pass (pgvector >= 0.8).
-        cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        if len(conditions) > 1 and _has_iterative_scan(conn):
+            # Keep scanning the HNSW graph until k rows pass the filter (pgvector >= 0.8);
+            # without it a selective filter returns fewer than k hits.
+            cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         return cur.execute(query, params).fetchall()
+
+
+def _has_iterative_scan(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT string_to_array(extversion, '.')::int[] >= '{0,8}' FROM pg_extension "
+        "WHERE extname = 'vector'"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def freshness(conn: psycopg.Connection[Any]) -> Freshness:
