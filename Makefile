@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean kafka-up kafka-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,5 +34,11 @@ test: lint  ## unit + integration tests (real Postgres+pgvector, model, files, H
 bench: install
 	$(PY) -m bench.folder_ingest
 
+kafka-up: install  ## a genuine Apache Kafka 4 (KRaft) on 127.0.0.1:9092, data in .kafka/
+	$(PY) -m kafka_dev.broker up --port 9092 --dir .kafka
+
+kafka-down:
+	$(PY) -m kafka_dev.broker down --dir .kafka
+
 clean:
-	rm -rf $(VENV) .freshindex .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .freshindex .kafka kafka_dev/target .pytest_cache .mypy_cache .ruff_cache

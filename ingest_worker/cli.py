@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ import httpx
 import typer
 
 from ingest_worker.errors import FreshindexError
+from ingest_worker.pipeline import EventSink
 from ingest_worker.settings import Settings
 
 app = typer.Typer(
@@ -49,6 +51,8 @@ def _settings(**overrides: Any) -> Settings:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("kafka", "aiokafka", "faust", "mode"):  # their INFO is per-connection noise
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     return settings
 
 
@@ -98,7 +102,12 @@ def up(
 
 
 def _run_folder_worker(
-    settings: Settings, url: str, folders: list[Path], stop: threading.Event, once: bool = False
+    settings: Settings,
+    url: str,
+    folders: list[Path],
+    stop: threading.Event,
+    once: bool = False,
+    publish_to_kafka: bool = False,
 ) -> None:
     from ingest_worker import runtime
     from ingest_worker.folder_paths import make_roots
@@ -106,10 +115,11 @@ def _run_folder_worker(
 
     try:
         roots = make_roots(folders)
-        pipeline = runtime.build_pipeline(settings, url, runtime.load_embedder(settings))
         worker = FolderWorker(
             roots,
-            pipeline,
+            _kafka_sink(settings, url)
+            if publish_to_kafka
+            else runtime.build_pipeline(settings, url, runtime.load_embedder(settings)),
             tenant=settings.tenant,
             debounce_s=settings.debounce_s,
             rescan_interval_s=settings.rescan_interval_s,
@@ -124,11 +134,28 @@ def _run_folder_worker(
         raise
 
 
+def _kafka_sink(settings: Settings, url: str) -> EventSink:
+    from ingest_worker.database import connect
+    from ingest_worker.kafka_client import Publisher
+    from ingest_worker.kafka_sink import KafkaSink
+    from ingest_worker.store import Store
+
+    return KafkaSink(Publisher(settings), Store(connect(url), settings.model), settings.dlq_topic)
+
+
 @worker_app.command("folder")
 def worker_folder(
     folders: Folders,
     once: Annotated[
         bool, typer.Option(help="Index what is there now, then exit (burst mode).")
+    ] = False,
+    publish_to_kafka: Annotated[
+        bool,
+        typer.Option(
+            help="Publish changes to the Kafka topic instead of indexing them (many watchers "
+            "can feed one `worker kafka` group). Reconciles against the index at "
+            "DATABASE_URL."
+        ),
     ] = False,
 ) -> None:
     """Watch folders and keep their documents indexed: new, edited, moved and deleted files.
@@ -141,7 +168,94 @@ def worker_folder(
     url = runtime.prepare_database(settings)
     stop = threading.Event()
     _stop_on_sigterm(stop)
-    _run_folder_worker(settings, url, folders, stop, once)
+    _run_folder_worker(settings, url, folders, stop, once, publish_to_kafka)
+
+
+@worker_app.command("kafka")
+def worker_kafka(
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="[env FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS]")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="[env FRESHINDEX_KAFKA_TOPIC]")] = None,
+    group_id: Annotated[str | None, typer.Option(help="[env FRESHINDEX_KAFKA_GROUP_ID]")] = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="Partitions if the topic must be created.")
+    ] = None,
+) -> None:
+    """Consume document events from Kafka and keep the index fresh.
+
+    Run several in one consumer group to split the partitions. Each partition's position is
+    stored in Postgres with the documents it produced, so a crash or rebalance neither loses
+    nor re-applies an event. SIGTERM finishes the batch in hand, then leaves the group."""
+    from ingest_worker import kafka_worker_main
+
+    settings = _settings(
+        kafka_bootstrap_servers=bootstrap_servers,
+        kafka_topic=topic,
+        kafka_group_id=group_id,
+        kafka_partitions=partitions,
+    )
+    kafka_worker_main.run(settings)
+
+
+@app.command()
+def publish(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to publish as upserts.")
+    ] = None,
+    delete: Annotated[
+        list[str] | None, typer.Option("--delete", help="Publish a delete for this doc_id.")
+    ] = None,
+    doc_id: Annotated[
+        str | None, typer.Option(help="doc_id for a single FILE (default: its name).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="Explicit version of the event.")] = None,
+    metadata: Annotated[
+        list[str] | None, typer.Option("--metadata", "-m", help="key=value; repeatable.")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="[env FRESHINDEX_KAFKA_TOPIC]")] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="[env FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS]")
+    ] = None,
+) -> None:
+    """Send document events to Kafka (keyed by doc_id, acks=all, idempotent), creating the
+    topic if needed. Prints where each event landed: pass that to a search to wait for it.
+
+    Files in a folder get the doc_id of their path relative to it, as the folder worker
+    gives them."""
+    from ingest_worker.folder_paths import make_roots
+    from ingest_worker.folder_source import walk
+    from ingest_worker.kafka_client import Publisher, metadata_pairs
+
+    settings = _settings(
+        kafka_topic=topic, kafka_bootstrap_servers=bootstrap_servers, log_level="WARNING"
+    )
+    files: list[tuple[Path, str]] = []
+    for path in paths or []:
+        if path.is_dir():
+            [root] = make_roots([path])
+            files += [(f, root.doc_id(f)) for f, _ in walk(root.path)]
+        elif path.is_file():
+            files.append((path, path.name))
+        else:
+            raise typer.BadParameter(f"{path} is neither a file nor a folder", param_hint="PATHS")
+    if doc_id and len(files) != 1:
+        raise typer.BadParameter("--doc-id needs exactly one FILE", param_hint="--doc-id")
+    if not files and not delete:
+        raise typer.BadParameter("give FILEs/folders to publish, or --delete DOC_ID")
+    try:
+        fields = {"metadata": metadata_pairs(metadata or []), "version": version}
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--metadata") from e
+    with Publisher(settings) as publisher:
+        for path, name in files:
+            landed = publisher.upsert_file(path, doc_id or name, **fields)
+            typer.echo(f"{landed.doc_id}\tpartition {landed.partition}\toffset {landed.offset}")
+        for name in delete or []:
+            landed = publisher.delete(name, version=version)
+            typer.echo(
+                f"{landed.doc_id}\tpartition {landed.partition}\toffset {landed.offset}\t(delete)"
+            )
 
 
 @app.command()
@@ -163,7 +277,7 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
     from query_api.app import create_app
 
     _stop_on_sigterm(stop)
-    app = create_app(url, lambda: runtime.load_embedder(settings))
+    app = create_app(url, lambda: runtime.load_embedder(settings), _latest_offsets(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -214,12 +328,27 @@ def status() -> None:
     """Documents, chunks, counters, dead letters and the last change, from the database."""
     from ingest_worker import runtime
     from ingest_worker.database import connect
+    from query_api.lag import with_lag
     from query_api.queries import stats
 
     settings = _settings(log_level="WARNING")
     with connect(runtime.prepare_database(settings)) as conn:
-        for name, value in stats(conn).items():
-            typer.echo(f"{name:24} {value}")
+        counts = stats(conn)
+    sources = with_lag(counts.pop("sources"), _latest_offsets(settings))
+    for name, value in counts.items():
+        typer.echo(f"{name:24} {value}")
+    for row in sources:
+        lag = "?" if row["lag"] is None else row["lag"]
+        typer.echo(f"{row['source']}[{row['partition']}]  applied {row['position']}  lag {lag}")
+
+
+def _latest_offsets(settings: Settings) -> Callable[[str], Mapping[int, int]]:
+    def latest(topic: str) -> Mapping[int, int]:
+        from ingest_worker.kafka_client import end_offsets
+
+        return end_offsets(settings, topic)
+
+    return latest
 
 
 def main() -> None:

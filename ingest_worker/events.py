@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ingest_worker.errors import PoisonInput
+
 
 class Op(StrEnum):
     UPSERT = "upsert"
@@ -44,3 +46,4 @@ class DocumentEvent:
     event_time: datetime | None = None
     fingerprint: str | None = None  # the source's cheap change detector, e.g. file stat
     position: SourcePosition | None = None
+    poison: PoisonInput | None = None  # the source could not decode it: dead-letter it

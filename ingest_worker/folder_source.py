@@ -29,7 +29,7 @@ from ingest_worker.debouncing import Debouncer
 from ingest_worker.errors import ContentTooLarge, CorruptContent, PoisonInput
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.folder_paths import Root, fingerprint, is_ignored, is_under
-from ingest_worker.pipeline import BatchReport, Pipeline
+from ingest_worker.pipeline import BatchReport, EventSink
 from ingest_worker.store import Outcome
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class FolderWorker:
     def __init__(
         self,
         roots: list[Root],
-        pipeline: Pipeline,
+        sink: EventSink,
         *,
         tenant: str = "default",
         debounce_s: float = 0.3,
@@ -61,7 +61,7 @@ class FolderWorker:
         progress: bool = False,
     ) -> None:
         self.roots = roots
-        self.pipeline = pipeline
+        self.sink = sink
         self.tenant = tenant
         self.rescan_interval_s = rescan_interval_s
         self.max_file_bytes = max_file_bytes
@@ -71,7 +71,7 @@ class FolderWorker:
         self.report = BatchReport()
         self._known: dict[str, dict[str, str | None]] = {}  # source → doc_id → fingerprint
         self._rejected: set[tuple[str, str]] = set()  # (doc_id, fingerprint) dead-lettered
-        pipeline.on_committed = self._remember
+        sink.on_committed = self._remember
 
     # -- running --------------------------------------------------------------------------
 
@@ -126,9 +126,9 @@ class FolderWorker:
         documents whose files are gone. Returns how many files were marked."""
         marked = 0
         for root in self.roots:
-            known = self._known[root.source] = self.pipeline.store.live_documents(root.source)
+            known = self._known[root.source] = self.sink.live_documents(root.source)
             present: set[str] = set()
-            for path, st in _walk(root.path):
+            for path, st in walk(root.path):
                 doc_id = root.doc_id(path)
                 present.add(doc_id)
                 fp = fingerprint(st)
@@ -153,7 +153,7 @@ class FolderWorker:
 
     def _submit(self, events: list[DocumentEvent]) -> None:
         if events:
-            self.report.add(self.pipeline.process(events))
+            self.report.add(self.sink.process(events))
 
     def _events_for(self, root: Root, path: Path) -> list[DocumentEvent]:
         """What is at `path` now decides: nothing → deletes; a folder → its files are marked;
@@ -166,7 +166,7 @@ class FolderWorker:
             return [self._delete(root, d) for d in list(known) if is_under(d, doc_id)]
         if stat_module.S_ISDIR(st.st_mode):
             present = set()
-            for child, _ in _walk(path, root.path):
+            for child, _ in walk(path, root.path):
                 present.add(root.doc_id(child))
                 self.debouncer.touch(child, immediate=True)
             return [
@@ -231,7 +231,7 @@ class FolderWorker:
     def _reject(self, root: Root, doc_id: str, fp: str, error: PoisonInput) -> None:
         self._rejected.add((doc_id, fp))
         event = DocumentEvent(doc_id=doc_id, op=Op.UPSERT, source=root.source, tenant=self.tenant)
-        self.pipeline.store.record_dead_letter(event, error)
+        self.sink.record_dead_letter(event, error)
 
     def _remember(self, event: DocumentEvent, outcome: Outcome) -> None:
         """Keep the in-memory picture of the index in step with what was committed."""
@@ -244,7 +244,7 @@ class FolderWorker:
             known[event.doc_id] = event.fingerprint
 
 
-def _walk(folder: Path, root: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
+def walk(folder: Path, root: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
     """Every file below `folder` that is not hidden or temporary, with its stat."""
     base = root or folder
     for directory, subdirs, files in os.walk(folder, followlinks=False):

@@ -13,12 +13,14 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.errors import PoisonInput
-from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.parsing import parse
+from ingest_worker.positions import Watermarks
 from ingest_worker.store import (
     DocKey,
     DocumentChange,
@@ -35,10 +37,26 @@ log = logging.getLogger(__name__)
 class BatchReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     chunks_embedded: int = 0
+    dead_letters: list[DocumentEvent] = field(default_factory=list)
 
     def add(self, other: BatchReport) -> None:
         self.outcomes.update(other.outcomes)
         self.chunks_embedded += other.chunks_embedded
+        self.dead_letters += other.dead_letters
+
+
+class EventSink(Protocol):
+    """Where a source sends its events: the pipeline itself, or Kafka (`KafkaSink`)."""
+
+    on_committed: Callable[[DocumentEvent, Outcome], None] | None
+
+    def process(self, events: Sequence[DocumentEvent]) -> BatchReport: ...
+
+    def live_documents(self, source: str) -> dict[str, str | None]:
+        """doc_id → fingerprint of the documents of `source` in the index."""
+        ...
+
+    def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None: ...
 
 
 @dataclass
@@ -51,33 +69,44 @@ class Pipeline:
 
     def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
         report = BatchReport()
-        latest, superseded = coalesce(events)
-        if superseded:
+        groups = coalesce(events)
+        watermarks = Watermarks(events)
+        if superseded := len(events) - len(groups):
             self.store.record_stale(superseded)
-            report.outcomes["stale"] += superseded
-        states = self.store.load_states((e.tenant, e.doc_id) for e in latest)
-        changes: list[DocumentChange] = []
-        for event in latest:
+            report.outcomes[Outcome.STALE.value] += superseded
+        states = self.store.load_states((e.tenant, e.doc_id) for e, _ in groups)
+        changes: list[tuple[DocumentChange, list[DocumentEvent]]] = []
+        for event, covered in groups:
             try:
-                changes.append(self._prepare(event, states))
+                changes.append((self._prepare(event, states), covered))
             except PoisonInput as e:
-                self.store.record_dead_letter(event, e)
-                report.outcomes[Outcome.DEAD_LETTER.value] += 1
-                if self.on_committed:
-                    self.on_committed(event, Outcome.DEAD_LETTER)
-        vectors, embedded_by = self._vectors_for(changes, states)
+                self.store.record_dead_letter(event, e, watermarks.done(covered))
+                report.dead_letters.append(event)
+                self._report(report, event, Outcome.DEAD_LETTER)
+        vectors, embedded_by = self._vectors_for([c for c, _ in changes], states)
         report.chunks_embedded = len(embedded_by)
-        for change in changes:
-            outcome = self._commit(change, vectors, embedded_by)
-            report.outcomes[outcome.value] += 1
-            if self.on_committed:
-                self.on_committed(change.event, outcome)
+        for change, covered in changes:
+            outcome = self._commit(change, vectors, embedded_by, watermarks.done(covered))
+            self._report(report, change.event, outcome)
         return report
+
+    def live_documents(self, source: str) -> dict[str, str | None]:
+        return self.store.live_documents(source)
+
+    def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
+        self.store.record_dead_letter(event, error)
+
+    def _report(self, report: BatchReport, event: DocumentEvent, outcome: Outcome) -> None:
+        report.outcomes[outcome.value] += 1
+        if self.on_committed:
+            self.on_committed(event, outcome)
 
     def _prepare(
         self, event: DocumentEvent, states: dict[DocKey, StoredDocument]
     ) -> DocumentChange:
         """Parse and chunk an upsert, unless its content is what is stored already."""
+        if event.poison is not None:
+            raise event.poison
         if event.op is Op.DELETE:
             return DocumentChange(event)
         content = event.content or b""
@@ -123,7 +152,11 @@ class Pipeline:
         return vectors, {h: owner[h] for h in to_embed}
 
     def _commit(
-        self, change: DocumentChange, vectors: dict[bytes, Vector], embedded_by: dict[bytes, DocKey]
+        self,
+        change: DocumentChange,
+        vectors: dict[bytes, Vector],
+        embedded_by: dict[bytes, DocKey],
+        positions: tuple[SourcePosition, ...],
     ) -> Outcome:
         key = (change.event.tenant, change.event.doc_id)
         embedded = sum(1 for c in change.chunks or () if embedded_by.get(c.hash) == key)
@@ -131,27 +164,32 @@ class Pipeline:
             change.event, change.content_hash, change.title, change.chunks, embedded
         )
         try:
-            return self.store.apply(change, vectors)
+            return self.store.apply(change, vectors, positions)
         except MissingVectors as e:  # another writer changed this document since we read it
             log.info("%s changed concurrently; embedding %d more chunks", key, len(e.hashes))
             texts = {c.hash: c.embed_text for c in change.chunks or () if c.hash in e.hashes}
             fresh = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
             self.store.cache_vectors(fresh)
-            return self.store.apply(change, {**vectors, **fresh})
+            return self.store.apply(change, {**vectors, **fresh}, positions)
 
 
-def coalesce(events: Sequence[DocumentEvent]) -> tuple[list[DocumentEvent], int]:
-    """Keep, per document, only the event that wins; count the ones it supersedes.
+def coalesce(events: Sequence[DocumentEvent]) -> list[tuple[DocumentEvent, list[DocumentEvent]]]:
+    """Per document, the event that wins and the events it covers (itself included).
 
     The winner has the highest explicit version; among equal or absent versions, the last.
+    Poison events stand alone: they are dead-lettered one by one.
     """
-    winners: dict[DocKey, DocumentEvent] = {}
-    for event in events:
-        key = (event.tenant, event.doc_id)
-        current = winners.get(key)
-        if current is None or _order(event) >= _order(current):
-            winners[key] = event
-    return list(winners.values()), len(events) - len(winners)
+    groups: dict[object, tuple[DocumentEvent, list[DocumentEvent]]] = {}
+    for index, event in enumerate(events):
+        key: object = index if event.poison else (event.tenant, event.doc_id)
+        current = groups.get(key)
+        if current is None:
+            groups[key] = (event, [event])
+        else:
+            current[1].append(event)
+            if _order(event) >= _order(current[0]):
+                groups[key] = (event, current[1])
+    return list(groups.values())
 
 
 def _order(event: DocumentEvent) -> float:

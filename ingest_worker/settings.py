@@ -42,3 +42,38 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
     log_level: str = Field(default="INFO", description="Python log level.")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka brokers, comma-separated host:port."
+    )
+    kafka_topic: str = Field(default="freshindex.documents", description="Documents topic.")
+    kafka_dlq_topic: str | None = Field(
+        default=None, description="Where poison messages go; default: <topic>.dlq."
+    )
+    kafka_group_id: str = Field(default="freshindex", description="Consumer group of workers.")
+    kafka_partitions: int = Field(
+        default=8, ge=1, description="Partitions when freshindex creates the topic."
+    )
+    kafka_session_timeout_s: float = Field(
+        default=10.0, gt=0, description="Consumer session timeout (failure detection)."
+    )
+    kafka_batch_size: int = Field(default=256, ge=1, description="Events per micro-batch.")
+    kafka_batch_wait_s: float = Field(
+        default=0.1, ge=0, description="How long a micro-batch waits to fill."
+    )
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user.")
+    kafka_sasl_password: str | None = Field(default=None, description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for SSL.")
+    worker_web_port: int = Field(
+        default=0, ge=0, le=65535, description="faust's web server port (127.0.0.1); 0 = off."
+    )
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.kafka_dlq_topic or f"{self.kafka_topic}.dlq"

@@ -8,10 +8,12 @@ notifies listeners. Vectors are computed before it is called: never inside a tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,7 +25,7 @@ from ingest_worker.chunking import Chunk
 from ingest_worker.diffing import StoredChunk, plan
 from ingest_worker.embedding import Vector
 from ingest_worker.errors import ConfigurationError
-from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.events import DocumentEvent, Op, SourcePosition
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,23 @@ class Store:
     def __init__(self, conn: psycopg.Connection[Any], model: str) -> None:
         self.conn = conn  # autocommit: every write below opens its own transaction
         self.model = model
+
+    def reconnect(self) -> None:
+        """Replace a broken connection (the server restarted); raises `Retryable` if the
+        server is still away."""
+        from ingest_worker.database import connect
+
+        url = self.conn.info.dsn
+        with contextlib.suppress(psycopg.Error):
+            self.conn.close()
+        self.conn = connect(url)
+
+    def positions(self, source: str) -> dict[int, int]:
+        """partition → the last position applied (everything up to it is durable)."""
+        rows = self.conn.execute(
+            "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
 
     # -- model -------------------------------------------------------------------------------
 
@@ -147,10 +166,17 @@ class Store:
 
     # -- the commit protocol -------------------------------------------------------------------
 
-    def apply(self, change: DocumentChange, vectors: Mapping[bytes, Vector]) -> Outcome:
-        """Commit one document version; see the module docstring."""
+    def apply(
+        self,
+        change: DocumentChange,
+        vectors: Mapping[bytes, Vector],
+        positions: Sequence[SourcePosition] = (),
+    ) -> Outcome:
+        """Commit one document version and the source positions it completes (see the
+        module docstring)."""
         event = change.event
         with self.conn.transaction(), self.conn.cursor() as cur:
+            _record_positions(cur, positions, event.event_time)
             stored = _lock_document(cur, event)
             if stored is not None and event.version is not None and event.version <= stored[0]:
                 _bump(cur, events_stale_total=1)
@@ -179,8 +205,6 @@ class Store:
                 outcome = _write_chunks(cur, event, change.chunks, rows, vectors, self.model)
                 _bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
             _write_document(cur, change, version, chunk_count)
-            if event.position is not None:
-                _record_position(cur, event)
             _bump(cur, events_applied_total=1)
             payload = {
                 "tenant": event.tenant,
@@ -196,25 +220,30 @@ class Store:
         with self.conn.transaction(), self.conn.cursor() as cur:
             _bump(cur, events_stale_total=count)
 
-    def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
+    def record_dead_letter(
+        self, event: DocumentEvent, error: Exception, positions: Sequence[SourcePosition] = ()
+    ) -> None:
         position = event.position
-        self.conn.execute(
-            """INSERT INTO dead_letters
-                   (source, tenant, doc_id, version, partition, position, reason, error_class,
-                    payload)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            (
-                event.source,
-                event.tenant,
-                event.doc_id,
-                event.version,
-                position.partition if position else None,
-                position.position if position else None,
-                str(error),
-                type(error).__name__,
-                event.content,
-            ),
-        )
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            _record_positions(cur, positions, event.event_time)
+            cur.execute(
+                """INSERT INTO dead_letters
+                       (source, tenant, doc_id, version, partition, position, reason, error_class,
+                        payload)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT DO NOTHING""",
+                (
+                    event.source,
+                    event.tenant,
+                    event.doc_id,
+                    event.version,
+                    position.partition if position else None,
+                    position.position if position else None,
+                    str(error),
+                    type(error).__name__,
+                    event.content,
+                ),
+            )
         log.warning("dead letter: %s (%s): %s", event.doc_id, type(error).__name__, error)
 
     # -- folder reconciliation -----------------------------------------------------------------
@@ -317,7 +346,7 @@ def _write_document(
             "version": version,
             "deleted": deleted,
             "content_hash": change.content_hash,
-            "title": change.title or event.title,
+            "title": event.title or change.title,
             "metadata": Jsonb(dict(event.metadata)),
             "source": event.source,
             "fingerprint": event.fingerprint,
@@ -329,21 +358,20 @@ def _write_document(
     )
 
 
-def _record_position(cur: psycopg.Cursor[Any], event: DocumentEvent) -> None:
-    assert event.position is not None
-    cur.execute(
-        """INSERT INTO source_positions (source, partition, position, event_time)
-           VALUES (%s, %s, %s, %s)
-           ON CONFLICT (source, partition) DO UPDATE SET
-               position = greatest(source_positions.position, excluded.position),
-               event_time = excluded.event_time, updated_at = now()""",
-        (
-            event.position.source,
-            event.position.partition,
-            event.position.position,
-            event.event_time,
-        ),
-    )
+def _record_positions(
+    cur: psycopg.Cursor[Any], positions: Sequence[SourcePosition], event_time: datetime | None
+) -> None:
+    """Positions only move forward: a replayed batch cannot move them back."""
+    for position in positions:
+        cur.execute(
+            """INSERT INTO source_positions (source, partition, position, event_time)
+               VALUES (%s, %s, %s, %s)
+               ON CONFLICT (source, partition) DO UPDATE SET
+                   position = greatest(source_positions.position, excluded.position),
+                   event_time = coalesce(excluded.event_time, source_positions.event_time),
+                   updated_at = now()""",
+            (position.source, position.partition, position.position, event_time),
+        )
 
 
 def _bump(cur: psycopg.Cursor[Any], **deltas: int) -> None:

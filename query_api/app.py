@@ -18,14 +18,20 @@ from pgvector.psycopg import register_vector
 from ingest_worker import migrations
 from ingest_worker.embedding import Embedder
 from query_api import queries
+from query_api.lag import CachedLatestOffsets, LatestOffsets, with_lag
 from query_api.models import DocumentInfo, Hit, SearchRequest, SearchResponse, Stats
 
 log = logging.getLogger(__name__)
 
 
-def create_app(database_url: str, embedder_factory: Callable[[], Embedder]) -> FastAPI:
+def create_app(
+    database_url: str,
+    embedder_factory: Callable[[], Embedder],
+    latest_offsets: LatestOffsets | None = None,
+) -> FastAPI:
     """The app; the model loads at startup, so /readyz turns ready once it can answer."""
     state: dict[str, Any] = {}
+    lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +99,9 @@ def create_app(database_url: str, embedder_factory: Callable[[], Embedder]) -> F
     def get_stats() -> Stats:
         """Index size and lifetime counters (kept in Postgres, so they survive restarts)."""
         with pool().connection() as conn:
-            return Stats(**queries.stats(conn))
+            stats = queries.stats(conn)
+        stats["sources"] = with_lag(stats["sources"], lag_probe)
+        return Stats(**stats)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

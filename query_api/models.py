@@ -79,6 +79,15 @@ class DocumentInfo(BaseModel):
     indexed_at: datetime
 
 
+class SourceState(BaseModel):
+    source: str
+    partition: int
+    position: int | None = Field(description="The last position applied (all before it too).")
+    updated_at: datetime | None
+    latest_offset: int | None = Field(description="The newest offset in Kafka, if known.")
+    lag: int | None = Field(description="Events not applied yet, if known.")
+
+
 class Stats(BaseModel):
     documents: int
     chunks: int
@@ -89,3 +98,4 @@ class Stats(BaseModel):
     dead_letters: int
     last_change_at: datetime | None
     model: str | None
+    sources: list[SourceState]

@@ -95,7 +95,13 @@ def stats(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             "SELECT name, value FROM counters WHERE name = ANY(%s)", (list(_COUNTERS),)
         ).fetchall()
     )
+    with conn.cursor(row_factory=dict_row) as cur:
+        positions = cur.execute(
+            "SELECT source, partition, position, updated_at FROM source_positions "
+            "ORDER BY source, partition"
+        ).fetchall()
     return {
+        "sources": positions,
         "documents": row[0],
         "chunks": row[1],
         "dead_letters": row[2],

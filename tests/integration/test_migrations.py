@@ -17,13 +17,13 @@ def copy_migrations(target: Path) -> Path:
 
 def test_migrations_apply_once_in_order(empty_db_url: str, tmp_path: Path) -> None:
     folder = copy_migrations(tmp_path / "m")
-    (folder / "0002_extra.sql").write_text("CREATE TABLE extra (id int);")
+    (folder / "0099_extra.sql").write_text("CREATE TABLE extra (id int);")
     with database.connect(empty_db_url) as conn:
-        assert [m.name for m in migrations.apply(conn, folder)][-1] == "0002_extra.sql"
+        assert [m.name for m in migrations.apply(conn, folder)][-1] == "0099_extra.sql"
         assert migrations.apply(conn, folder) == []
         assert migrations.pending(conn, folder) == []
         rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY 1").fetchall()
-    assert [r[0] for r in rows] == [1, 2]
+    assert [r[0] for r in rows] == [m.version for m in migrations.discover()] + [99]
 
 
 def test_an_edited_applied_migration_is_refused(empty_db_url: str, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_an_edited_applied_migration_is_refused(empty_db_url: str, tmp_path: Pat
 
 def test_a_failing_migration_leaves_nothing_behind(empty_db_url: str, tmp_path: Path) -> None:
     folder = copy_migrations(tmp_path / "m")
-    (folder / "0002_broken.sql").write_text("CREATE TABLE half (id int); SELECT nonsense;")
+    (folder / "0099_broken.sql").write_text("CREATE TABLE half (id int); SELECT nonsense;")
     with database.connect(empty_db_url) as conn:
         with pytest.raises(Exception, match="nonsense"):
             migrations.apply(conn, folder)

@@ -4,8 +4,10 @@ import hashlib
 
 from ingest_worker.chunking import Chunk
 from ingest_worker.diffing import StoredChunk, plan
-from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.errors import CorruptContent
+from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.pipeline import coalesce
+from ingest_worker.positions import Watermarks
 
 
 def chunks(*texts: str) -> list[Chunk]:
@@ -48,7 +50,26 @@ def event(doc_id: str, version: int | None) -> DocumentEvent:
 
 def test_coalesce_keeps_the_newest_event_per_document() -> None:
     events = [event("a", 2), event("b", None), event("a", 5), event("a", 3), event("b", None)]
-    latest, superseded = coalesce(events)
-    assert [(e.doc_id, e.version) for e in latest] == [("a", 5), ("b", None)]
-    assert latest[1] is events[4]
-    assert superseded == 3
+    groups = coalesce(events)
+    assert [(e.doc_id, e.version) for e, _ in groups] == [("a", 5), ("b", None)]
+    assert groups[1][0] is events[4]
+    assert [len(covered) for _, covered in groups] == [3, 2]
+
+
+def test_poison_events_are_never_coalesced() -> None:
+    bad = DocumentEvent(doc_id="", op=Op.UPSERT, source="t", poison=CorruptContent("x"))
+    assert len(coalesce([bad, bad, event("a", 1)])) == 3
+
+
+def at(doc_id: str, offset: int, partition: int = 0) -> DocumentEvent:
+    position = SourcePosition("kafka:t", partition, offset)
+    return DocumentEvent(doc_id=doc_id, op=Op.UPSERT, source="kafka:t", position=position)
+
+
+def test_positions_advance_only_past_offsets_that_are_all_done() -> None:
+    a10, b11, a12, c13, d0 = at("a", 10), at("b", 11), at("a", 12), at("c", 13), at("d", 0, 1)
+    marks = Watermarks([a10, b11, a12, c13, d0])
+    assert marks.done([a10, a12]) == (SourcePosition("kafka:t", 0, 10),)  # 11 still pending
+    assert marks.done([c13]) == ()
+    assert marks.done([b11]) == (SourcePosition("kafka:t", 0, 13),)
+    assert marks.done([d0]) == (SourcePosition("kafka:t", 1, 0),)

@@ -1,0 +1,245 @@
+"""Kafka ingest benchmark: bulk throughput vs the bare model (1 and 2 workers), and
+publish → searchable freshness under a steady background load.
+
+    .venv/bin/python -m bench.kafka_ingest [--files 120] [--probes 100]
+
+Genuine Apache Kafka (kafka_dev), embedded Postgres, `freshindex worker kafka` processes.
+Bulk: the worker(s) start and settle on an 8-partition topic, then the PostgreSQL manual's
+HTML files are published as one burst of events (content_base64, text/html); throughput =
+chunks embedded / (first send → every event applied). The bare model encodes exactly the
+chunks the pipeline makes of those files (same batch size) in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from kafka import KafkaProducer
+
+from bench.corpus import postgres_manual
+from bench.folder_ingest import bare_model, percentile, pipeline_chunks, serve
+from ingest_worker import database, kafka_events, migrations
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.kafka_client import end_offsets, ensure_topic
+from ingest_worker.settings import Settings
+from kafka_dev.broker import Broker
+
+FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
+
+
+def fresh_database(work: Path, name: str, server_url: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    with database.connect(url) as conn:
+        migrations.apply(conn)
+    return url
+
+
+def applied_all(url: str, topic: str, settings: Settings) -> bool:
+    with psycopg.connect(url) as conn:
+        applied = dict(
+            conn.execute(
+                "SELECT partition, position FROM source_positions WHERE source = %s",
+                (f"kafka:{topic}",),
+            ).fetchall()
+        )
+    return all(
+        applied.get(p, -1) >= end - 1 for p, end in end_offsets(settings, topic).items() if end > 0
+    )
+
+
+def counter(url: str, name: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT value FROM counters WHERE name = %s", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def start_workers(n: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [FRESHINDEX, "worker", "kafka"],
+            env={**os.environ, **env},
+            stdout=(logs / f"worker{i}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(n)
+    ]
+
+
+def wait(predicate: Any, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out")
+        time.sleep(0.1)
+
+
+def bulk(
+    workers: int, files: list[Path], broker: Broker, server_url: str, work: Path
+) -> dict[str, Any]:
+    topic = f"bulk{workers}"
+    url = fresh_database(work, topic, server_url)
+    env = {
+        "DATABASE_URL": url,
+        "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "FRESHINDEX_KAFKA_TOPIC": topic,
+        "FRESHINDEX_KAFKA_GROUP_ID": topic,
+        "FRESHINDEX_KAFKA_PARTITIONS": "8",
+        "FRESHINDEX_KAFKA_SESSION_TIMEOUT_S": "6",
+        "FRESHINDEX_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
+    ensure_topic(settings, topic, 8)
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap,
+        acks="all",
+        linger_ms=20,
+        max_request_size=8 * 1024 * 1024,
+    )
+    processes = start_workers(workers, env, work)
+    for p in range(8):  # settle: every partition assigned and consumed once
+        key, value = kafka_events.encode(f"warmup-{p}", text="warm up", content_type="text/plain")
+        producer.send(topic, key=key, value=value, partition=p)
+    producer.flush()
+    wait(lambda: applied_all(url, topic, settings))
+    embedded_before = counter(url, "chunks_embedded_total")
+    started = time.perf_counter()
+    for path in files:
+        key, value = kafka_events.encode(
+            path.name, content=path.read_bytes(), content_type="text/html"
+        )
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    wait(lambda: applied_all(url, topic, settings))
+    seconds = time.perf_counter() - started
+    chunks = counter(url, "chunks_embedded_total") - embedded_before
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    producer.close()
+    return {
+        "workers": workers,
+        "chunks": chunks,
+        "seconds": round(seconds, 1),
+        "chunks_per_s": round(chunks / seconds, 2),
+    }
+
+
+def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[str, Any]:
+    topic = "fresh"
+    url = fresh_database(work, topic, server_url)
+    env = {
+        "DATABASE_URL": url,
+        "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "FRESHINDEX_KAFKA_TOPIC": topic,
+        "FRESHINDEX_KAFKA_GROUP_ID": topic,
+        "FRESHINDEX_KAFKA_PARTITIONS": "8",
+        "FRESHINDEX_LOG_LEVEL": "WARNING",
+    }
+    ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, 8)
+    processes = start_workers(1, env, work)
+    server = serve(url, SentenceTransformerEmbedder(), 8766)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
+    stop = threading.Event()
+
+    def background() -> None:  # 5 documents a second, 3 paragraphs each
+        i = 0
+        while not stop.is_set():
+            text = "\n\n".join(
+                f"Background document {i} paragraph {j} about load." for j in range(3)
+            )
+            key, value = kafka_events.encode(f"bg-{i % 200}", text=text, content_type="text/plain")
+            producer.send(topic, key=key, value=value)
+            i += 1
+            time.sleep(0.2)
+
+    threading.Thread(target=background, daemon=True).start()
+    latencies = []
+    with httpx.Client(base_url="http://127.0.0.1:8766", timeout=30) as client:
+        warm = {"query": "warm", "k": 1, "filter": {"doc_id_prefix": "probe-warm"}}
+        key, value = kafka_events.encode("probe-warm", text="warm probe", content_type="text/plain")
+        producer.send(topic, key=key, value=value)
+        wait(lambda: client.post("/v1/search", json=warm).json()["hits"])
+        for i in range(probes):
+            token = f"zq{i}probe"
+            key, value = kafka_events.encode(
+                f"probe-{i}", text=f"Freshness probe {token}.", content_type="text/plain"
+            )
+            body = {"query": token, "k": 5, "filter": {"doc_id_prefix": f"probe-{i}"}}
+            sent = time.perf_counter()
+            producer.send(topic, key=key, value=value).get(10)
+            while not any(
+                token in h["text"] for h in client.post("/v1/search", json=body).json()["hits"]
+            ):
+                time.sleep(0.005)
+            latencies.append((time.perf_counter() - sent) * 1000)
+            time.sleep(0.1)
+    stop.set()
+    server.should_exit = True
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    return {
+        "probes": probes,
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "background_events_per_s": 5,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=120)
+    parser.add_argument("--probes", type=int, default=100)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="freshindex-kbench-"))
+    files = sorted(postgres_manual().glob("*.html"))[: args.files]
+    broker = Broker(work / "kafka").start()
+    server_url = database.start_embedded(work / "pg")
+    try:
+        embedder = SentenceTransformerEmbedder()
+        embedder.embed(["warm up"] * 32)
+        texts = pipeline_chunks(files, embedder)
+        bare_before = bare_model(embedder, texts)
+        one = bulk(1, files, broker, server_url, work)
+        two = bulk(2, files, broker, server_url, work)
+        bare_after = bare_model(embedder, texts)
+        del embedder
+        fresh = freshness(args.probes, broker, server_url, work)
+    finally:
+        broker.stop()
+    bare = (bare_before + bare_after) / 2
+    result = {
+        "corpus": f"postgresql-doc-15 HTML, first {len(files)} files, as Kafka events",
+        "chunks": len(texts),
+        "bare_model_chunks_per_s": round(bare, 2),
+        "bare_model_runs": [round(bare_before, 2), round(bare_after, 2)],
+        "bulk_1_worker": one,
+        "bulk_1_worker_over_bare": round(one["chunks_per_s"] / bare, 3),
+        "bulk_2_workers": two,
+        "bulk_2_workers_over_bare": round(two["chunks_per_s"] / bare, 3),
+        "freshness": fresh,
+    }
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"kafka_ingest_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(result, indent=2)
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

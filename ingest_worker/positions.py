@@ -1,0 +1,44 @@
+"""Which source positions a batch may record after each of its commits. Pure.
+
+A Kafka position may be recorded only when every earlier offset of its partition is durably
+handled; otherwise a crash could skip an event that was still waiting. A batch commits its
+documents in its own order (and one commit covers the events it superseded), so after each
+commit the safe position per partition is the offset just below the lowest one still pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ingest_worker.events import DocumentEvent, SourcePosition
+
+_Partition = tuple[str, int]
+
+
+class Watermarks:
+    def __init__(self, events: Sequence[DocumentEvent]) -> None:
+        self._pending: dict[_Partition, set[int]] = {}
+        self._highest: dict[_Partition, int] = {}
+        self._reported: dict[_Partition, int] = {}
+        for event in events:
+            if event.position is not None:
+                key = (event.position.source, event.position.partition)
+                self._pending.setdefault(key, set()).add(event.position.position)
+                self._highest[key] = max(self._highest.get(key, -1), event.position.position)
+
+    def done(self, events: Iterable[DocumentEvent]) -> tuple[SourcePosition, ...]:
+        """Mark events durably handled; return the positions that may now be recorded."""
+        touched = set()
+        for event in events:
+            if event.position is not None:
+                key = (event.position.source, event.position.partition)
+                self._pending[key].discard(event.position.position)
+                touched.add(key)
+        advanced = []
+        for key in sorted(touched):
+            pending = self._pending[key]
+            safe = min(pending) - 1 if pending else self._highest[key]
+            if safe >= 0 and safe > self._reported.get(key, -1):
+                self._reported[key] = safe
+                advanced.append(SourcePosition(key[0], key[1], safe))
+        return tuple(advanced)

@@ -1,0 +1,72 @@
+"""How far each source is behind: Kafka's latest offsets vs the positions the index applied."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LatestOffsets = Callable[[str], Mapping[int, int]]  # topic → partition → next offset
+
+
+class CachedLatestOffsets:
+    """Kafka end offsets per topic, cached briefly (stats pages are polled)."""
+
+    def __init__(self, fetch: LatestOffsets, ttl_s: float = 2.0) -> None:
+        self._fetch = fetch
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Mapping[int, int] | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, topic: str) -> Mapping[int, int] | None:
+        with self._lock:
+            cached = self._cache.get(topic)
+            if cached and time.monotonic() - cached[0] < self._ttl_s:
+                return cached[1]
+        try:
+            offsets: Mapping[int, int] | None = self._fetch(topic)
+        except Exception as e:  # Kafka away: lag unknown, the rest of the stats still useful
+            log.warning("cannot read Kafka offsets of %s: %s", topic, e)
+            offsets = None
+        with self._lock:
+            self._cache[topic] = (time.monotonic(), offsets)
+        return offsets
+
+
+def with_lag(
+    positions: list[dict[str, Any]], latest: Callable[[str], Mapping[int, int] | None] | None
+) -> list[dict[str, Any]]:
+    """Add `latest_offset` and `lag` (events not yet applied) to each Kafka position, and
+    a row for partitions that have events but no applied position yet."""
+    rows = [dict(p, latest_offset=None, lag=None) for p in positions]
+    if latest is None:
+        return rows
+    for topic in sorted({r["source"][6:] for r in rows if r["source"].startswith("kafka:")}):
+        offsets = latest(topic)
+        if offsets is None:
+            continue
+        seen = set()
+        for row in rows:
+            if row["source"] == f"kafka:{topic}":
+                seen.add(row["partition"])
+                end = offsets.get(row["partition"])
+                if end is not None:
+                    row["latest_offset"] = end - 1
+                    row["lag"] = max(0, end - 1 - row["position"])
+        for partition, end in sorted(offsets.items()):
+            if partition not in seen and end > 0:
+                rows.append(
+                    {
+                        "source": f"kafka:{topic}",
+                        "partition": partition,
+                        "position": None,
+                        "updated_at": None,
+                        "latest_offset": end - 1,
+                        "lag": end,
+                    }
+                )
+    return rows

@@ -1,0 +1,98 @@
+"""A genuine Apache Kafka 4 broker (KRaft, one node, 127.0.0.1, free port) per test session,
+and `freshindex worker kafka` processes pointed at a test database."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ingest_worker.kafka_client import Publisher
+from ingest_worker.settings import Settings
+from kafka_dev.broker import Broker
+
+FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
+_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    broker = Broker(tmp_path_factory.mktemp("kafka")).start()
+    yield broker
+    broker.stop()
+
+
+@dataclass
+class KafkaSetup:
+    """One topic and consumer group per test, so tests never see each other's events."""
+
+    broker: Broker
+    db_url: str
+    topic: str
+    group: str
+    logs: Path
+    partitions: int = 4
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "DATABASE_URL": self.db_url,
+            "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "FRESHINDEX_KAFKA_TOPIC": self.topic,
+            "FRESHINDEX_KAFKA_GROUP_ID": self.group,
+            "FRESHINDEX_KAFKA_PARTITIONS": str(self.partitions),
+            "FRESHINDEX_KAFKA_SESSION_TIMEOUT_S": "6",
+            "FRESHINDEX_KAFKA_BATCH_WAIT_S": "0.05",
+            "FRESHINDEX_DEBOUNCE_S": "0.1",
+            "FRESHINDEX_MAX_FILE_BYTES": "500000",  # under Kafka's 1 MB message limit
+        }
+
+    @property
+    def settings(self) -> Settings:
+        fields = {
+            k.removeprefix("FRESHINDEX_").lower(): v
+            for k, v in self.env.items()
+            if k.startswith("FRESHINDEX_")
+        }
+        return Settings(**fields, DATABASE_URL=self.db_url)
+
+    def publisher(self) -> Publisher:
+        return Publisher(self.settings)
+
+    def spawn(self, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
+        """A freshindex process (default: `worker kafka`), output in logs/<name>.log."""
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [FRESHINDEX, *(args or ("worker", "kafka"))],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.processes if p.poll() is None]
+
+    def log_text(self, name: str = "worker") -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@pytest.fixture
+def kafka_setup(kafka_broker: Broker, db_url: str, tmp_path: Path) -> Iterator[KafkaSetup]:
+    n = next(_numbers)
+    setup = KafkaSetup(kafka_broker, db_url, f"docs-{n}", f"group-{n}", tmp_path)
+    yield setup
+    for process in setup.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()

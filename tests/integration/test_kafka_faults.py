@@ -1,0 +1,87 @@
+"""Crashes and rebalances mid-stream lose nothing and leave every document at its last
+version (real broker, real worker processes killed with SIGKILL)."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import httpx
+
+from ingest_worker.kafka_client import end_offsets
+from tests.fix_kafka import KafkaSetup
+from tests.fix_services import wait_until
+from tests.integration.event_script import (
+    applied_everything,
+    final_state,
+    indexed_state,
+    publish_in_background,
+    script,
+)
+from tests.integration.helpers import stats
+
+
+def wait_for_all_applied(setup: KafkaSetup, timeout: float) -> None:
+    wait_until(
+        lambda: applied_everything(
+            setup.db_url, setup.topic, end_offsets(setup.settings, setup.topic)
+        ),
+        timeout,
+        "every event to be applied",
+    )
+
+
+def assert_index_matches(setup: KafkaSetup, expected: dict[str, tuple[int, str | None]]) -> None:
+    indexed = indexed_state(setup.db_url)
+    assert indexed.keys() == expected.keys()
+    wrong = {d: (indexed[d], expected[d]) for d in expected if indexed[d] != expected[d]}
+    assert not wrong, f"{len(wrong)} documents differ, e.g. {list(wrong.items())[:3]}"
+
+
+def applied(api: httpx.Client) -> int:
+    counts = stats(api)
+    return int(counts["events_applied_total"] + counts["events_stale_total"])
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing(
+    kafka_setup: KafkaSetup, api: httpx.Client
+) -> None:
+    events = script(documents=200, events=2000, seed=7)
+    rng = random.Random(7)
+    kafka_setup.spawn()
+    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 30)
+    kills = 0
+    while kills < 3:
+        before = applied(api)
+        wait_until(lambda b=before: applied(api) > b, 120, "the worker to make progress")
+        time.sleep(rng.uniform(0.2, 2.0))
+        for process in kafka_setup.running():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        kills += 1
+        kafka_setup.spawn()
+    publisher.join()
+    wait_for_all_applied(kafka_setup, 300)
+    assert_index_matches(kafka_setup, final_state(events))
+
+
+def test_workers_leaving_and_joining_a_group_lose_nothing(
+    kafka_setup: KafkaSetup, api: httpx.Client
+) -> None:
+    events = script(documents=200, events=1500, seed=11)
+    first, second = kafka_setup.spawn(name="first"), kafka_setup.spawn(name="second")
+    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 30)
+    wait_until(lambda: applied(api) > 200, 120, "both workers to make progress")
+    first.send_signal(signal.SIGTERM)  # leaves the group mid-stream
+    assert first.wait(60) == 0, kafka_setup.log_text("first")
+    before = applied(api)
+    wait_until(lambda: applied(api) > before + 100, 120, "the second worker to take over")
+    third = kafka_setup.spawn(name="third")
+    publisher.join()
+    wait_for_all_applied(kafka_setup, 240)
+    assert_index_matches(kafka_setup, final_state(events))
+    for process in (second, third):
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0

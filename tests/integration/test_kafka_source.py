@@ -1,0 +1,138 @@
+"""Kafka → index, with a genuine Apache Kafka broker, `freshindex worker kafka` processes,
+the real model and Postgres, checked through the real HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+from kafka import KafkaConsumer
+
+from tests.fix_kafka import KafkaSetup
+from tests.fix_services import wait_until
+from tests.integration.helpers import document, search, stats
+from tests.pdf_factory import make_pdf
+
+
+def test_publish_search_delete_and_tombstone(kafka_setup: KafkaSetup, api: httpx.Client) -> None:
+    worker = kafka_setup.spawn()
+    with kafka_setup.publisher() as publisher:
+        landed = publisher.upsert(
+            "hr/leave.md",
+            text="# Leave\n\nEmployees get 25 days of paid leave a year.\n",
+            content_type="text/markdown",
+            metadata={"team": "hr"},
+            title="Leave policy",
+        )
+        publisher.upsert(
+            "eng/pager.md",
+            text="The on-call engineer answers pages within 5 minutes.",
+            content_type="text/plain",
+        )
+        publisher.upsert(
+            "papers/tunnel.pdf",
+            content=make_pdf([["Quantum tunnelling lets particles cross barriers."]]),
+            content_type="application/pdf",
+        )
+        wait_until(
+            lambda: (
+                document(api, "papers/tunnel.pdf")
+                and document(api, "hr/leave.md")
+                and document(api, "eng/pager.md")
+            ),
+            120,
+            "three documents from Kafka",
+        )
+        hit = search(api, "vacation days", k=1)[0]
+        assert hit["doc_id"] == "hr/leave.md" and hit["metadata"] == {"team": "hr"}
+        assert hit["title"] == "Leave policy" and hit["version"] == landed.offset
+        assert search(api, "particles and barriers", k=1)[0]["doc_id"] == "papers/tunnel.pdf"
+
+        publisher.delete("hr/leave.md")
+        publisher.tombstone("eng/pager.md")
+        wait_until(
+            lambda: document(api, "hr/leave.md") is None and document(api, "eng/pager.md") is None,
+            60,
+            "delete and tombstone",
+        )
+    assert {h["doc_id"] for h in search(api, "leave pages engineer")} == {"papers/tunnel.pdf"}
+    positions = {s["partition"]: s for s in stats(api)["sources"]}
+    assert positions and all(
+        s["source"] == f"kafka:{kafka_setup.topic}" for s in positions.values()
+    )
+    assert worker.poll() is None
+
+
+def test_out_of_order_versions_and_duplicates_leave_the_newest(
+    kafka_setup: KafkaSetup, api: httpx.Client
+) -> None:
+    kafka_setup.spawn()
+    with kafka_setup.publisher() as publisher:
+        for version in (3, 1, 3, 2, 5, 4):
+            publisher.upsert(
+                "doc",
+                text=f"Version {version} of the document about owls.",
+                content_type="text/plain",
+                version=version,
+            )
+
+    def handled() -> int:
+        counts = stats(api)
+        return int(counts["events_applied_total"] + counts["events_stale_total"])
+
+    wait_until(lambda: handled() == 6, 120, "all six events")
+    hit = search(api, "owls", k=1)[0]
+    assert hit["version"] == 5 and hit["text"] == "Version 5 of the document about owls."
+    # one by one: 3 and 5 applied, 4 stale; in one batch: 5 applied, 5 stale
+    assert stats(api)["events_stale_total"] in (4, 5)
+
+
+def test_malformed_events_are_dead_lettered_and_good_ones_indexed(
+    kafka_setup: KafkaSetup, api: httpx.Client
+) -> None:
+    kafka_setup.spawn()
+    bad = [
+        (b"broken", b"{not json"),
+        (b"nodoc", json.dumps({"op": "upsert", "text": "x", "doc_id": ""}).encode()),
+        (None, json.dumps({"op": "upsert", "text": "no key, no doc_id"}).encode()),
+        (
+            b"b64",
+            json.dumps(
+                {"doc_id": "b64", "content_base64": "%%%", "content_type": "application/pdf"}
+            ).encode(),
+        ),
+        (
+            b"pdf",
+            json.dumps(
+                {
+                    "doc_id": "pdf",
+                    "content_base64": base64.b64encode(b"junk").decode(),
+                    "content_type": "application/pdf",
+                }
+            ).encode(),
+        ),
+        (b"odd", json.dumps({"doc_id": "odd", "op": "rename", "text": "x"}).encode()),
+        (b"big", json.dumps({"doc_id": "big", "text": "x " * 300_000}).encode()),
+    ]
+    with kafka_setup.publisher() as publisher:
+        publisher.upsert("good-1", text="A good event about herons.", content_type="text/plain")
+        for key, value in bad:
+            publisher.send_raw(key, value)
+        publisher.upsert(
+            "good-2", text="Another good event about cranes.", content_type="text/plain"
+        )
+        wait_until(lambda: stats(api)["dead_letters"] == len(bad), 120, "the dead letters")
+        wait_until(lambda: document(api, "good-2"), 60, "the good events")
+    assert document(api, "good-1") is not None
+    consumer = KafkaConsumer(
+        f"{kafka_setup.topic}.dlq",
+        bootstrap_servers=kafka_setup.broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    messages = list(consumer)
+    consumer.close()
+    assert {m.value for m in messages} >= {b"{not json"}
+    reasons = [dict(m.headers)["reason"].decode() for m in messages]
+    assert any("not UTF-8 JSON" in r for r in reasons) and any("base64" in r for r in reasons)
