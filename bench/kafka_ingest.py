@@ -48,17 +48,16 @@ def fresh_database(work: Path, name: str, server_url: str) -> str:
     return url
 
 
-def applied_all(url: str, topic: str, settings: Settings) -> bool:
+def applied_all(url: str, topic: str, ends: dict[int, int]) -> bool:
+    """Every offset below `ends` (partition → next offset) is applied in the index."""
+    time.sleep(0.25)  # polling lightly: the worker needs the CPU
     with psycopg.connect(url) as conn:
-        applied = dict(
-            conn.execute(
-                "SELECT partition, position FROM source_positions WHERE source = %s",
-                (f"kafka:{topic}",),
-            ).fetchall()
-        )
-    return all(
-        applied.get(p, -1) >= end - 1 for p, end in end_offsets(settings, topic).items() if end > 0
-    )
+        rows = conn.execute(
+            "SELECT partition, position FROM source_positions WHERE source = %s",
+            (f"kafka:{topic}",),
+        ).fetchall()
+    applied = dict(rows)
+    return all(applied.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
 
 
 def counter(url: str, name: str) -> int:
@@ -87,12 +86,8 @@ def wait(predicate: Any, timeout: float = 600) -> None:
         time.sleep(0.1)
 
 
-def bulk(
-    workers: int, files: list[Path], broker: Broker, server_url: str, work: Path
-) -> dict[str, Any]:
-    topic = f"bulk{workers}"
-    url = fresh_database(work, topic, server_url)
-    env = {
+def worker_env(url: str, broker: Broker, topic: str) -> dict[str, str]:
+    return {
         "DATABASE_URL": url,
         "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "FRESHINDEX_KAFKA_TOPIC": topic,
@@ -101,6 +96,14 @@ def bulk(
         "FRESHINDEX_KAFKA_SESSION_TIMEOUT_S": "6",
         "FRESHINDEX_LOG_LEVEL": "WARNING",
     }
+
+
+def bulk(
+    workers: int, files: list[Path], broker: Broker, server_url: str, work: Path
+) -> dict[str, Any]:
+    topic = f"bulk{workers}"
+    url = fresh_database(work, topic, server_url)
+    env = worker_env(url, broker, topic)
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
     ensure_topic(settings, topic, 8)
     producer = KafkaProducer(
@@ -114,7 +117,8 @@ def bulk(
         key, value = kafka_events.encode(f"warmup-{p}", text="warm up", content_type="text/plain")
         producer.send(topic, key=key, value=value, partition=p)
     producer.flush()
-    wait(lambda: applied_all(url, topic, settings))
+    ends = end_offsets(settings, topic)
+    wait(lambda: applied_all(url, topic, ends))
     embedded_before = counter(url, "chunks_embedded_total")
     started = time.perf_counter()
     for path in files:
@@ -123,7 +127,8 @@ def bulk(
         )
         producer.send(topic, key=key, value=value)
     producer.flush()
-    wait(lambda: applied_all(url, topic, settings))
+    ends = end_offsets(settings, topic)
+    wait(lambda: applied_all(url, topic, ends))
     seconds = time.perf_counter() - started
     chunks = counter(url, "chunks_embedded_total") - embedded_before
     for process in processes:
@@ -141,14 +146,7 @@ def bulk(
 def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[str, Any]:
     topic = "fresh"
     url = fresh_database(work, topic, server_url)
-    env = {
-        "DATABASE_URL": url,
-        "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-        "FRESHINDEX_KAFKA_TOPIC": topic,
-        "FRESHINDEX_KAFKA_GROUP_ID": topic,
-        "FRESHINDEX_KAFKA_PARTITIONS": "8",
-        "FRESHINDEX_LOG_LEVEL": "WARNING",
-    }
+    env = worker_env(url, broker, topic)
     ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, 8)
     processes = start_workers(1, env, work)
     server = serve(url, SentenceTransformerEmbedder(), 8766)

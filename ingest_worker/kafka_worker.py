@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +108,7 @@ def build_app(
     # One thread does all blocking work (model, database), so the event loop keeps
     # heartbeating while a batch is embedded.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+    stopping = threading.Event()
 
     @app.agent(topic, name="freshindex-ingest")
     async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
@@ -125,11 +127,23 @@ def build_app(
                 )
                 for m in messages
             ]
-            # Shielded: on shutdown the batch in hand still finishes and commits.
-            report = await asyncio.shield(
-                asyncio.get_running_loop().run_in_executor(
-                    executor, _process_until_done, pipeline, events
-                )
+            # Shielded: on shutdown the batch in hand still finishes and commits (the
+            # interpreter waits for the executor's thread); only retries stop.
+            work = asyncio.get_running_loop().run_in_executor(
+                executor, _process_until_done, pipeline, events, stopping
+            )
+            started = time.monotonic()
+            try:
+                report = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                stopping.set()
+                raise
+            log.debug(
+                "batch of %d events: %s, %d chunks embedded in %.2fs",
+                len(events),
+                dict(report.outcomes),
+                report.chunks_embedded,
+                time.monotonic() - started,
             )
             if dead_letter_sink and report.dead_letters:
                 originals = {(m.partition, m.offset): (m.key, m.value) for m in messages}
@@ -142,13 +156,19 @@ def build_app(
     return app
 
 
-def _process_until_done(pipeline: Pipeline, events: list[DocumentEvent]) -> BatchReport:
-    """Apply the batch, retrying while the database is away: an event is never skipped."""
+def _process_until_done(
+    pipeline: Pipeline, events: list[DocumentEvent], stopping: threading.Event
+) -> BatchReport:
+    """Apply the batch, retrying while the database is away: an event is never skipped.
+    When the worker is stopping, give up retrying: the next worker to own the partition
+    resumes from the position stored in the index."""
     delay = 0.5
     while True:
         try:
             return pipeline.process(events)
         except (Retryable, psycopg.OperationalError, psycopg.InterfaceError) as e:
+            if stopping.is_set():
+                raise
             log.warning("batch of %d events failed (%s); retrying in %.1fs", len(events), e, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -29,22 +30,25 @@ def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture
-def db_url(pg_url: str) -> Iterator[str]:
-    name = f"test_{next(_numbers)}"
+@contextmanager
+def _database(pg_url: str, prefix: str, template: str | None) -> Iterator[str]:
+    name = f"{prefix}_{next(_numbers)}"
+    clause = f" TEMPLATE {template}" if template else ""
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {name}{clause}")
     yield make_conninfo(pg_url, dbname=name)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(pg_url: str) -> Iterator[str]:
+    with _database(pg_url, "test", TEMPLATE) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_db_url(pg_url: str) -> Iterator[str]:
     """A database with no migrations applied."""
-    name = f"empty_{next(_numbers)}"
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield make_conninfo(pg_url, dbname=name)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with _database(pg_url, "empty", None) as url:
+        yield url

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 
 import httpx
 from kafka import KafkaConsumer
 
-from tests.fix_kafka import KafkaSetup
+from tests.fix_kafka import FRESHINDEX, KafkaSetup
 from tests.fix_services import wait_until
 from tests.integration.helpers import document, search, stats
 from tests.pdf_factory import make_pdf
 
 
-def test_publish_search_delete_and_tombstone(kafka_setup: KafkaSetup, api: httpx.Client) -> None:
+def test_publish_search_delete_and_tombstone(
+    kafka_setup: KafkaSetup, api: httpx.Client, tmp_path: Path
+) -> None:
     worker = kafka_setup.spawn()
     with kafka_setup.publisher() as publisher:
         landed = publisher.upsert(
@@ -57,6 +63,19 @@ def test_publish_search_delete_and_tombstone(kafka_setup: KafkaSetup, api: httpx
             "delete and tombstone",
         )
     assert {h["doc_id"] for h in search(api, "leave pages engineer")} == {"papers/tunnel.pdf"}
+
+    note = tmp_path / "note.md"
+    note.write_text("# Note\n\nThe command line published this note about kestrels.\n")
+    published = subprocess.run(
+        [FRESHINDEX, "publish", str(note), "--doc-id", "cli/note.md", "-m", "via=cli"],
+        env={**os.environ, **kafka_setup.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert re.fullmatch(r"cli/note.md\tpartition \d+\toffset \d+\n", published.stdout)
+    wait_until(lambda: document(api, "cli/note.md"), 60, "the note published by the CLI")
+    assert search(api, "kestrels", k=1)[0]["metadata"] == {"via": "cli"}
     positions = {s["partition"]: s for s in stats(api)["sources"]}
     assert positions and all(
         s["source"] == f"kafka:{kafka_setup.topic}" for s in positions.values()
