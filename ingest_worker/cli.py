@@ -56,6 +56,13 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _serve_worker_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+
+
 def _stop_on_sigterm(stop: threading.Event) -> None:
     def handle(signum: int, _: object) -> None:
         logging.getLogger(__name__).info("signal %d: finishing the batch in hand", signum)
@@ -165,6 +172,7 @@ def worker_folder(
     from ingest_worker import runtime
 
     settings = _settings()
+    _serve_worker_metrics(settings)
     url = runtime.prepare_database(settings)
     stop = threading.Event()
     _stop_on_sigterm(stop)
@@ -195,6 +203,7 @@ def worker_kafka(
         kafka_group_id=group_id,
         kafka_partitions=partitions,
     )
+    _serve_worker_metrics(settings)
     kafka_worker_main.run(settings)
 
 

@@ -13,8 +13,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
+from ingest_worker import metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.errors import PoisonInput
@@ -74,6 +76,10 @@ class Pipeline:
         if superseded := len(events) - len(groups):
             self.store.record_stale(superseded)
             report.outcomes[Outcome.STALE.value] += superseded
+            for winner, covered in groups:
+                for event in covered:
+                    if event is not winner:
+                        _count(event, Outcome.STALE)
         states = self.store.load_states((e.tenant, e.doc_id) for e, _ in groups)
         changes: list[tuple[DocumentChange, list[DocumentEvent]]] = []
         for event, covered in groups:
@@ -98,6 +104,7 @@ class Pipeline:
 
     def _report(self, report: BatchReport, event: DocumentEvent, outcome: Outcome) -> None:
         report.outcomes[outcome.value] += 1
+        _count(event, outcome)
         if self.on_committed:
             self.on_committed(event, outcome)
 
@@ -126,6 +133,13 @@ class Pipeline:
         chunks = split(parsed.blocks, self.embedder.count_tokens, max_tokens=max_tokens)
         return DocumentChange(event, content_hash, parsed.title, chunks)
 
+    def _embed(self, texts: list[str]) -> list[Vector]:
+        metrics.EMBED_BATCH_SIZE.observe(len(texts))
+        with metrics.EMBED_SECONDS.time():
+            vectors = self.embedder.embed(texts)
+        metrics.CHUNKS_EMBEDDED.inc(len(texts))
+        return vectors
+
     def _vectors_for(
         self, changes: Sequence[DocumentChange], states: dict[DocKey, StoredDocument]
     ) -> tuple[dict[bytes, Vector], dict[bytes, DocKey]]:
@@ -144,9 +158,7 @@ class Pipeline:
         vectors = self.store.cached_vectors(texts)
         to_embed = [h for h in texts if h not in vectors]
         if to_embed:
-            fresh = dict(
-                zip(to_embed, self.embedder.embed([texts[h] for h in to_embed]), strict=True)
-            )
+            fresh = dict(zip(to_embed, self._embed([texts[h] for h in to_embed]), strict=True))
             self.store.cache_vectors(fresh)
             vectors.update(fresh)
         return vectors, {h: owner[h] for h in to_embed}
@@ -163,14 +175,23 @@ class Pipeline:
         change = DocumentChange(
             change.event, change.content_hash, change.title, change.chunks, embedded
         )
+        metrics.CHUNKS_REUSED.inc(max(0, len(change.chunks or ()) - embedded))
         try:
             return self.store.apply(change, vectors, positions)
         except MissingVectors as e:  # another writer changed this document since we read it
             log.info("%s changed concurrently; embedding %d more chunks", key, len(e.hashes))
             texts = {c.hash: c.embed_text for c in change.chunks or () if c.hash in e.hashes}
-            fresh = dict(zip(texts, self.embedder.embed(list(texts.values())), strict=True))
+            fresh = dict(zip(texts, self._embed(list(texts.values())), strict=True))
             self.store.cache_vectors(fresh)
             return self.store.apply(change, {**vectors, **fresh}, positions)
+
+
+def _count(event: DocumentEvent, outcome: Outcome) -> None:
+    source = metrics.source_label(event.source)
+    metrics.EVENTS.labels(source, event.op.value, outcome.value).inc()
+    if event.event_time is not None and outcome in (Outcome.APPLIED, Outcome.UNCHANGED):
+        age = (datetime.now(UTC) - event.event_time).total_seconds()
+        metrics.FRESHNESS_SECONDS.labels(source).observe(max(0.0, age))
 
 
 def coalesce(events: Sequence[DocumentEvent]) -> list[tuple[DocumentEvent, list[DocumentEvent]]]:

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(default=None, description="SASL user.")
     kafka_sasl_password: str | None = Field(default=None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for SSL.")
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Workers serve Prometheus metrics on 127.0.0.1:<port>; 0 = off.",
+    )
     worker_web_port: int = Field(
         default=0, ge=0, le=65535, description="faust's web server port (127.0.0.1); 0 = off."
     )

@@ -30,6 +30,7 @@ from ingest_worker.events import DocumentEvent, Op, SourcePosition
 log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "freshindex_changes"
+POSITIONS_CHANNEL = "freshindex_positions"
 DocKey = tuple[str, str]  # (tenant, doc_id)
 
 
@@ -206,13 +207,7 @@ class Store:
                 _bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
             _write_document(cur, change, version, chunk_count)
             _bump(cur, events_applied_total=1)
-            payload = {
-                "tenant": event.tenant,
-                "doc_id": event.doc_id,
-                "version": version,
-                "op": event.op.value,
-            }
-            cur.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(payload)))
+            _record_change(cur, event, version)
         log.debug("%s %s v%s: %s", event.op.value, event.doc_id, version, outcome.value)
         return outcome
 
@@ -361,8 +356,15 @@ def _write_document(
 def _record_positions(
     cur: psycopg.Cursor[Any], positions: Sequence[SourcePosition], event_time: datetime | None
 ) -> None:
-    """Positions only move forward: a replayed batch cannot move them back."""
+    """Positions only move forward: a replayed batch cannot move them back. Listeners
+    waiting for a position are told at commit."""
     for position in positions:
+        payload = {
+            "source": position.source,
+            "partition": position.partition,
+            "position": position.position,
+        }
+        cur.execute("SELECT pg_notify(%s, %s)", (POSITIONS_CHANNEL, json.dumps(payload)))
         cur.execute(
             """INSERT INTO source_positions (source, partition, position, event_time)
                VALUES (%s, %s, %s, %s)
@@ -372,6 +374,25 @@ def _record_positions(
                    updated_at = now()""",
             (position.source, position.partition, position.position, event_time),
         )
+
+
+def _record_change(cur: psycopg.Cursor[Any], event: DocumentEvent, version: int) -> None:
+    """Append to the change feed and tell listeners (NOTIFY is delivered at commit)."""
+    row = cur.execute(
+        """INSERT INTO changes (tenant, doc_id, version, op) VALUES (%s, %s, %s, %s)
+           RETURNING id, indexed_at""",
+        (event.tenant, event.doc_id, version, event.op.value),
+    ).fetchone()
+    assert row is not None
+    payload = {
+        "id": row[0],
+        "tenant": event.tenant,
+        "doc_id": event.doc_id,
+        "version": version,
+        "op": event.op.value,
+        "indexed_at": row[1].isoformat(),
+    }
+    cur.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(payload)))
 
 
 def _bump(cur: psycopg.Cursor[Any], **deltas: int) -> None:

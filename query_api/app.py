@@ -4,22 +4,26 @@ FastAPI's thread pool), because both the model and psycopg's pool are synchronou
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pgvector.psycopg import register_vector
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from ingest_worker import migrations
 from ingest_worker.embedding import Embedder
-from query_api import queries
+from ingest_worker.metrics import SEARCH_SECONDS
+from query_api import feed, queries
+from query_api.index_metrics import IndexCollector
 from query_api.lag import CachedLatestOffsets, LatestOffsets, with_lag
-from query_api.models import DocumentInfo, Hit, SearchRequest, SearchResponse, Stats
+from query_api.listener import ChangeListener
+from query_api.models import DocumentInfo, SearchRequest, SearchResponse, Stats
+from query_api.search import answer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ def create_app(
     """The app; the model loads at startup, so /readyz turns ready once it can answer."""
     state: dict[str, Any] = {}
     lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
+    listener = ChangeListener(database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -47,9 +52,11 @@ def create_app(
         )
         pool.open(wait=False)
         state["pool"] = pool
+        listener.start()
         try:
             yield
         finally:
+            listener.stop()
             pool.close()
 
     app = FastAPI(
@@ -73,17 +80,22 @@ def create_app(
 
     @app.post("/v1/search", response_model=SearchResponse)
     def search(request: SearchRequest) -> SearchResponse:
-        """The k chunks most similar to the query, from the freshest committed data."""
-        started = time.perf_counter()
-        embedder: Embedder = state["embedder"]
-        vector = embedder.embed([request.query])[0]
-        with pool().connection() as conn:
-            rows = queries.search(conn, vector, request.k, request.filter)
-            freshness = queries.freshness(conn)
-        return SearchResponse(
-            hits=[Hit(**row) for row in rows],
-            freshness=freshness,
-            took_ms=(time.perf_counter() - started) * 1000,
+        """The k best chunks for the query from the freshest committed data, after waiting
+        (bounded) for the versions or Kafka positions in `wait_for`."""
+        with SEARCH_SECONDS.labels(request.mode).time():
+            return answer(request, state["embedder"], pool(), listener, lag_probe)
+
+    @app.get("/v1/changes")
+    def changes(
+        tenant: str = Query("default", max_length=200),
+        last_event_id: int | None = Header(None, ge=0),
+    ) -> StreamingResponse:
+        """Server-Sent Events of committed changes (doc_id, version, op, indexed_at);
+        reconnecting clients resume after their Last-Event-ID."""
+        return StreamingResponse(
+            feed.stream(pool(), listener, tenant, last_event_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentInfo)
@@ -102,6 +114,16 @@ def create_app(
             stats = queries.stats(conn)
         stats["sources"] = with_lag(stats["sources"], lag_probe)
         return Stats(**stats)
+
+    registry = CollectorRegistry()
+    registry.register(IndexCollector(pool, lag_probe))
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics: this process's counters and histograms, and index-wide gauges
+        (documents, chunks, dead letters, lag per partition) read from Postgres."""
+        body = generate_latest(REGISTRY) + generate_latest(registry)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -30,12 +30,44 @@ class SearchFilter(BaseModel):
         return value
 
 
+class WaitForDocument(BaseModel):
+    """Wait until this document is indexed at this version or newer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str = Field(max_length=1000)
+    version: int = Field(ge=0)
+    tenant: str = Field(default="default", max_length=200)
+
+
+class WaitForPosition(BaseModel):
+    """Wait until this Kafka message (what `freshindex publish` prints) is applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: str = Field(max_length=249)
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
     k: int = Field(default=10, ge=1, le=100, description="How many hits to return.")
     filter: SearchFilter = Field(default_factory=SearchFilter)
+    mode: Literal["vector", "keyword", "hybrid"] = Field(
+        default="vector",
+        description="vector (semantic), keyword (Postgres full-text) or hybrid (both, fused "
+        "by reciprocal rank).",
+    )
+    wait_for: list[WaitForDocument | WaitForPosition] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Answer only once these are indexed (read-your-writes), or at the timeout "
+        'with "fresh": false.',
+    )
+    wait_timeout_ms: int = Field(default=5000, ge=0, le=10_000)
 
     @field_validator("query")
     @classmethod
@@ -57,15 +89,36 @@ class Hit(BaseModel):
     indexed_at: datetime
 
 
+class SourceState(BaseModel):
+    source: str
+    partition: int
+    position: int | None = Field(description="The last position applied (all before it too).")
+    updated_at: datetime | None
+    latest_offset: int | None = Field(description="The newest offset in Kafka, if known.")
+    lag: int | None = Field(description="Events not applied yet, if known.")
+
+
+class SourceFreshness(SourceState):
+    event_time: datetime | None = Field(description="Event time of the last applied event.")
+    lag_ms: float | None = Field(
+        description="0 when caught up; else how old the last applied event is (the index "
+        "misses everything after it)."
+    )
+
+
 class Freshness(BaseModel):
     as_of: datetime = Field(description="When this answer was read from the index.")
     last_change_at: datetime | None = Field(description="The newest committed change.")
     last_change_age_ms: float | None
+    sources: list[SourceFreshness] = Field(default_factory=list)
 
 
 class SearchResponse(BaseModel):
     hits: list[Hit]
     freshness: Freshness
+    fresh: bool = Field(description="False if wait_for timed out; see `missing`.")
+    missing: list[WaitForDocument | WaitForPosition] = Field(default_factory=list)
+    mode: str
     took_ms: float
 
 
@@ -77,15 +130,6 @@ class DocumentInfo(BaseModel):
     chunk_count: int
     metadata: dict[str, Any]
     indexed_at: datetime
-
-
-class SourceState(BaseModel):
-    source: str
-    partition: int
-    position: int | None = Field(description="The last position applied (all before it too).")
-    updated_at: datetime | None
-    latest_offset: int | None = Field(description="The newest offset in Kafka, if known.")
-    lag: int | None = Field(description="Events not applied yet, if known.")
 
 
 class Stats(BaseModel):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from query_api.models import Freshness, SearchFilter
+from query_api.models import SearchFilter, WaitForDocument, WaitForPosition
 
 _COUNTERS = (
     "chunks_embedded_total",
@@ -21,33 +22,70 @@ _COUNTERS = (
 )
 
 
-def search(
-    conn: psycopg.Connection[Any], vector: np.ndarray[Any, Any], k: int, where: SearchFilter
-) -> list[dict[str, Any]]:
-    """The k chunks nearest to `vector` that pass the filter, best first."""
-    conditions = [sql.SQL("c.tenant = %(tenant)s")]
-    params: dict[str, Any] = {"tenant": where.tenant, "vector": vector, "k": k}
+RRF_K = 60  # the usual reciprocal-rank-fusion constant
+_SELECT = """SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, {score} AS score,
+                    d.metadata, d.version, d.indexed_at
+             FROM chunks c JOIN documents d USING (tenant, doc_id)
+             WHERE {conditions}
+             ORDER BY {order}
+             LIMIT %(k)s"""
+
+
+def _filters(where: SearchFilter) -> tuple[list[sql.Composable], dict[str, Any]]:
+    conditions: list[sql.Composable] = [sql.SQL("c.tenant = %(tenant)s")]
+    params: dict[str, Any] = {"tenant": where.tenant}
     if where.metadata:
         conditions.append(sql.SQL("d.metadata @> %(metadata)s"))
         params["metadata"] = Jsonb(where.metadata)
     if where.doc_id_prefix:
         conditions.append(sql.SQL("starts_with(c.doc_id, %(prefix)s)"))
         params["prefix"] = where.doc_id_prefix
-    query = sql.SQL(
-        """SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title,
-                  1 - (c.embedding <=> %(vector)s) AS score,
-                  d.metadata, d.version, d.indexed_at
-           FROM chunks c JOIN documents d USING (tenant, doc_id)
-           WHERE {conditions}
-           ORDER BY c.embedding <=> %(vector)s
-           LIMIT %(k)s"""
-    ).format(conditions=sql.SQL(" AND ").join(conditions))
+    return conditions, params
+
+
+def vector_search(
+    conn: psycopg.Connection[Any], vector: np.ndarray[Any, Any], k: int, where: SearchFilter
+) -> list[dict[str, Any]]:
+    """The k chunks nearest to `vector` that pass the filter; score = cosine similarity."""
+    conditions, params = _filters(where)
+    query = sql.SQL(_SELECT).format(
+        score=sql.SQL("1 - (c.embedding <=> %(vector)s)"),
+        conditions=sql.SQL(" AND ").join(conditions),
+        order=sql.SQL("c.embedding <=> %(vector)s"),
+    )
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         if len(conditions) > 1 and _has_iterative_scan(conn):
             # Keep scanning the HNSW graph until k rows pass the filter (pgvector >= 0.8);
             # without it a selective filter returns fewer than k hits.
             cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        return cur.execute(query, params).fetchall()
+        return cur.execute(query, {**params, "vector": vector, "k": k}).fetchall()
+
+
+def keyword_search(
+    conn: psycopg.Connection[Any], text: str, k: int, where: SearchFilter
+) -> list[dict[str, Any]]:
+    """Full-text matches (English stemming, web-search syntax); score = ts_rank_cd."""
+    conditions, params = _filters(where)
+    conditions.append(sql.SQL("c.tsv @@ websearch_to_tsquery('english', %(text)s)"))
+    rank = sql.SQL("ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(text)s))")
+    query = sql.SQL(_SELECT).format(
+        score=rank,
+        conditions=sql.SQL(" AND ").join(conditions),
+        order=sql.SQL("{} DESC, c.id").format(rank),
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, {**params, "text": text, "k": k}).fetchall()
+
+
+def fuse(rankings: list[list[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
+    """Reciprocal rank fusion: score = sum of 1 / (60 + rank) over the rankings."""
+    fused: dict[tuple[str, int], dict[str, Any]] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            key = (hit["doc_id"], hit["ordinal"])
+            entry = fused.setdefault(key, {**hit, "score": 0.0})
+            entry["score"] += 1.0 / (RRF_K + rank)
+    return sorted(fused.values(), key=lambda h: h["score"], reverse=True)[:k]
 
 
 def _has_iterative_scan(conn: psycopg.Connection[Any]) -> bool:
@@ -58,18 +96,79 @@ def _has_iterative_scan(conn: psycopg.Connection[Any]) -> bool:
     return bool(row and row[0])
 
 
-def freshness(conn: psycopg.Connection[Any]) -> Freshness:
+def freshness(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """When this was read, the last committed change, and every source's position."""
     row = conn.execute(
         """SELECT clock_timestamp(), max(indexed_at),
                   extract(epoch FROM clock_timestamp() - max(indexed_at)) * 1000
-           FROM documents"""
+           FROM (SELECT indexed_at FROM changes ORDER BY id DESC LIMIT 1) last"""
     ).fetchone()
     assert row is not None
-    return Freshness(
-        as_of=row[0],
-        last_change_at=row[1],
-        last_change_age_ms=float(row[2]) if row[2] is not None else None,
-    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        sources = cur.execute(
+            "SELECT source, partition, position, event_time, updated_at FROM source_positions "
+            "ORDER BY source, partition"
+        ).fetchall()
+    return {
+        "as_of": row[0],
+        "last_change_at": row[1],
+        "last_change_age_ms": float(row[2]) if row[2] is not None else None,
+        "sources": sources,
+    }
+
+
+def missing(
+    conn: psycopg.Connection[Any], wait_for: Sequence[WaitForDocument | WaitForPosition]
+) -> list[WaitForDocument | WaitForPosition]:
+    """The awaited versions and positions the index has not applied yet."""
+    documents = [w for w in wait_for if isinstance(w, WaitForDocument)]
+    positions = [w for w in wait_for if isinstance(w, WaitForPosition)]
+    done: set[int] = set()
+    if documents:
+        rows = conn.execute(
+            """SELECT w.i FROM unnest(%s::int[], %s::text[], %s::text[], %s::bigint[])
+                   AS w(i, tenant, doc_id, version)
+               JOIN documents d ON d.tenant = w.tenant AND d.doc_id = w.doc_id
+                                AND d.version >= w.version""",
+            (
+                list(range(len(documents))),
+                [w.tenant for w in documents],
+                [w.doc_id for w in documents],
+                [w.version for w in documents],
+            ),
+        ).fetchall()
+        done |= {id(documents[r[0]]) for r in rows}
+    if positions:
+        rows = conn.execute(
+            """SELECT w.i FROM unnest(%s::int[], %s::text[], %s::int[], %s::bigint[])
+                   AS w(i, source, partition, position)
+               JOIN source_positions p ON p.source = w.source AND p.partition = w.partition
+                                      AND p.position >= w.position""",
+            (
+                list(range(len(positions))),
+                [f"kafka:{w.topic}" for w in positions],
+                [w.partition for w in positions],
+                [w.offset for w in positions],
+            ),
+        ).fetchall()
+        done |= {id(positions[r[0]]) for r in rows}
+    return [w for w in wait_for if id(w) not in done]
+
+
+def changes_after(
+    conn: psycopg.Connection[Any], tenant: str, after_id: int, limit: int = 1000
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT id, tenant, doc_id, version, op, indexed_at FROM changes
+               WHERE tenant = %s AND id > %s ORDER BY id LIMIT %s""",
+            (tenant, after_id, limit),
+        ).fetchall()
+
+
+def last_change_id(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
+    return int(row[0]) if row else 0
 
 
 def document(conn: psycopg.Connection[Any], tenant: str, doc_id: str) -> dict[str, Any] | None:
@@ -86,7 +185,7 @@ def stats(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         """SELECT (SELECT count(*) FROM documents WHERE NOT deleted),
                   (SELECT count(*) FROM chunks),
                   (SELECT count(*) FROM dead_letters),
-                  (SELECT max(indexed_at) FROM documents),
+                  (SELECT indexed_at FROM changes ORDER BY id DESC LIMIT 1),
                   (SELECT model FROM active_model)"""
     ).fetchone()
     assert row is not None

@@ -23,6 +23,7 @@ from ingest_worker.folder_source import FolderWorker
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from query_api.app import create_app
+from query_api.lag import LatestOffsets
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
@@ -99,12 +100,13 @@ def folder_worker(tmp_path: Path, pipeline: Pipeline) -> Iterator[RunningWorker]
 
 
 @contextmanager
-def serve_api(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[httpx.Client]:
+def serve_api(
+    db_url: str, embedder: SentenceTransformerEmbedder, latest_offsets: LatestOffsets | None = None
+) -> Iterator[httpx.Client]:
     """The real app on a real socket; yields a client with its base URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(db_url, lambda: embedder), host="127.0.0.1", port=port, log_level="warning"
-    )
+    app = create_app(db_url, lambda: embedder, latest_offsets)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
     thread.start()

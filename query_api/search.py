@@ -1,0 +1,95 @@
+"""POST /v1/search: wait for the caller's writes (bounded), then search, then say how fresh
+the answer is."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+from ingest_worker.embedding import Embedder, Vector
+from query_api import queries
+from query_api.lag import CachedLatestOffsets, with_lag
+from query_api.listener import ChangeListener
+from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, SourceFreshness
+
+FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking
+
+
+def answer(
+    request: SearchRequest,
+    embedder: Embedder,
+    pool: psycopg_pool.ConnectionPool[Any],
+    listener: ChangeListener,
+    lag_probe: CachedLatestOffsets | None,
+) -> SearchResponse:
+    started = time.perf_counter()
+    missing = wait_for(request, pool, listener)
+    vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
+    with pool.connection() as conn:
+        rows = _rank(conn, request, vector)
+        freshness = queries.freshness(conn)
+    return SearchResponse(
+        hits=[Hit(**row) for row in rows],
+        freshness=_freshness(freshness, lag_probe),
+        fresh=not missing,
+        missing=missing,
+        mode=request.mode,
+        took_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _rank(
+    conn: psycopg.Connection[Any], request: SearchRequest, vector: Vector | None
+) -> list[dict[str, Any]]:
+    if vector is None:
+        return queries.keyword_search(conn, request.query, request.k, request.filter)
+    if request.mode == "vector":
+        return queries.vector_search(conn, vector, request.k, request.filter)
+    depth = request.k * FUSION_DEPTH
+    return queries.fuse(
+        [
+            queries.vector_search(conn, vector, depth, request.filter),
+            queries.keyword_search(conn, request.query, depth, request.filter),
+        ],
+        request.k,
+    )
+
+
+def wait_for(
+    request: SearchRequest, pool: psycopg_pool.ConnectionPool[Any], listener: ChangeListener
+) -> list[Any]:
+    """What is still missing when everything awaited is applied (nothing) or at the timeout.
+    Re-checks only when Postgres notifies a commit."""
+    if not request.wait_for:
+        return []
+    deadline = time.monotonic() + request.wait_timeout_ms / 1000
+    while True:
+        generation = listener.generation  # before the check: no notification slips between
+        with pool.connection() as conn:
+            missing = queries.missing(conn, request.wait_for)
+        remaining = deadline - time.monotonic()
+        if not missing or remaining <= 0:
+            return missing
+        listener.wait(after=generation, timeout=remaining)
+
+
+def _freshness(raw: dict[str, Any], lag_probe: CachedLatestOffsets | None) -> Freshness:
+    as_of = raw["as_of"]
+    sources = []
+    for row in with_lag(raw["sources"], lag_probe):
+        event_time = row.get("event_time")
+        lag_ms: float | None = None
+        if row["lag"] == 0:
+            lag_ms = 0.0
+        elif row["lag"] and event_time is not None:
+            lag_ms = (as_of - event_time).total_seconds() * 1000
+        sources.append(SourceFreshness(**{**row, "event_time": event_time, "lag_ms": lag_ms}))
+    return Freshness(
+        as_of=as_of,
+        last_change_at=raw["last_change_at"],
+        last_change_age_ms=raw["last_change_age_ms"],
+        sources=sources,
+    )

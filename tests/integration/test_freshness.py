@@ -1,0 +1,173 @@
+"""Read-your-writes, freshness in every answer, the SSE change feed, and search modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.kafka_client import end_offsets
+from ingest_worker.pipeline import Pipeline
+from tests.fix_kafka import KafkaSetup
+from tests.fix_services import RunningWorker, serve_api, wait_until
+from tests.integration.helpers import document, write
+
+
+def upsert(doc_id: str, text: str, version: int | None = None) -> DocumentEvent:
+    return DocumentEvent(
+        doc_id=doc_id,
+        op=Op.UPSERT,
+        source="test",
+        version=version,
+        content=text.encode(),
+        content_type="text/plain",
+    )
+
+
+def search(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post("/v1/search", json=body)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_a_search_waits_for_a_published_kafka_event(
+    kafka_setup: KafkaSetup, embedder: SentenceTransformerEmbedder
+) -> None:
+    kafka_setup.spawn()
+    offsets = functools.partial(end_offsets, kafka_setup.settings)
+    with (
+        serve_api(kafka_setup.db_url, embedder, offsets) as api,
+        kafka_setup.publisher() as publisher,
+    ):
+        publisher.upsert("warm", text="warm up", content_type="text/plain")
+        wait_until(lambda: document(api, "warm"), 120, "the worker")
+        for i in range(5):
+            landed = publisher.upsert(
+                f"fresh-{i}", text=f"Fresh fact number {i} about ibises.", content_type="text/plain"
+            )
+            answer = search(
+                api,
+                {
+                    "query": f"fact number {i} ibises",
+                    "k": 1,
+                    "wait_for": [landed.wait_for],
+                    "wait_timeout_ms": 10_000,
+                },
+            )
+            assert answer["fresh"] and answer["missing"] == []
+            assert answer["hits"][0]["doc_id"] == f"fresh-{i}"  # on the first call
+        partitions = [
+            s for s in answer["freshness"]["sources"] if s["source"] == f"kafka:{kafka_setup.topic}"
+        ]
+        assert partitions and all(s["lag"] == 0 and s["lag_ms"] == 0 for s in partitions)
+
+
+def test_a_wait_that_times_out_says_what_is_missing(api: httpx.Client) -> None:
+    awaited = [{"doc_id": "never", "version": 3}, {"topic": "t", "partition": 0, "offset": 9}]
+    started = time.monotonic()
+    answer = search(api, {"query": "x", "wait_for": awaited, "wait_timeout_ms": 300})
+    assert 0.3 <= time.monotonic() - started < 3
+    assert answer["fresh"] is False
+    assert answer["missing"] == [{**awaited[0], "tenant": "default"}, awaited[1]]
+
+
+def test_a_search_waits_for_a_folder_write(api: httpx.Client, folder_worker: RunningWorker) -> None:
+    write(folder_worker.root / "note.md", "# Note\n\nHerons stand still in shallow water.\n")
+    answer = search(
+        api,
+        {
+            "query": "herons",
+            "k": 1,
+            "wait_timeout_ms": 10_000,
+            "wait_for": [{"doc_id": "note.md", "version": 1}],
+        },
+    )
+    assert answer["fresh"] and answer["hits"][0]["doc_id"] == "note.md"
+
+
+def test_change_feed_streams_commits_and_resumes(api: httpx.Client, pipeline: Pipeline) -> None:
+    received: list[dict[str, Any]] = []
+
+    def listen(headers: dict[str, str], count: int) -> None:
+        with api.stream("GET", "/v1/changes", headers=headers, timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            event: dict[str, Any] = {}
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    event["id"] = int(line[4:])
+                elif line.startswith("data: "):
+                    event.update(json.loads(line[6:]))
+                elif not line and event:
+                    received.append(event)
+                    event = {}
+                    if len(received) >= count:
+                        return
+
+    reader = threading.Thread(target=listen, args=({}, 2))
+    reader.start()
+    time.sleep(0.5)  # the stream is open before the commits
+    pipeline.process([upsert("a", "first about ants", 1)])
+    pipeline.process([upsert("b", "second about bees", 1)])
+    reader.join(timeout=30)
+    assert [(e["doc_id"], e["version"], e["op"]) for e in received] == [
+        ("a", 1, "upsert"),
+        ("b", 1, "upsert"),
+    ]
+    pipeline.process([upsert("a", "third about ants", 2)])
+    first_id = received[0]["id"]
+    received.clear()
+    listen({"Last-Event-ID": str(first_id)}, 2)  # resumes: b, then a v2
+    assert [(e["doc_id"], e["version"]) for e in received] == [("b", 1), ("a", 2)]
+
+
+def test_keyword_and_hybrid_modes(api: httpx.Client, pipeline: Pipeline) -> None:
+    pipeline.process(
+        [
+            upsert("codes", "Error code XJ-4471 means the disk quota is exceeded."),
+            upsert("storage", "When your storage fills up, delete old files to free space."),
+            upsert("cats", "Cats sleep most of the day."),
+        ]
+    )
+    keyword = search(api, {"query": "XJ-4471", "mode": "keyword"})
+    assert [h["doc_id"] for h in keyword["hits"]] == ["codes"] and keyword["mode"] == "keyword"
+    assert search(api, {"query": "running out of disk space", "mode": "keyword"})["hits"] == []
+    hybrid = search(api, {"query": "XJ-4471 disk full", "mode": "hybrid", "k": 2})
+    assert hybrid["hits"][0]["doc_id"] == "codes"
+    assert {h["doc_id"] for h in hybrid["hits"]} == {"codes", "storage"}
+    vector = search(api, {"query": "running out of disk space", "k": 1})
+    assert vector["hits"][0]["doc_id"] == "storage" and vector["mode"] == "vector"
+
+
+def metric(api: httpx.Client, name: str) -> float:
+    text = api.get("/metrics").text
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + " ") or line.startswith(name + "{")
+    ]
+    return sum(values)
+
+
+def test_metrics_are_exposed_and_move(api: httpx.Client, pipeline: Pipeline) -> None:
+    response = api.get("/metrics")
+    assert response.status_code == 200 and "text/plain" in response.headers["content-type"]
+    searches = metric(api, 'freshindex_search_seconds_count{mode="keyword"}')
+    embedded = metric(api, "freshindex_chunks_embedded_total")
+    applied = metric(api, "freshindex_events_total")
+    event = upsert("m1", "Metrics should move when documents arrive.", 1)
+    pipeline.process([dataclasses.replace(event, event_time=datetime.now(UTC))])
+    search(api, {"query": "metrics", "mode": "keyword"})
+    assert metric(api, 'freshindex_search_seconds_count{mode="keyword"}') == searches + 1
+    assert metric(api, "freshindex_chunks_embedded_total") == embedded + 1
+    assert metric(api, "freshindex_events_total") == applied + 1
+    assert metric(api, "freshindex_index_documents") == 1
+    assert metric(api, "freshindex_freshness_seconds_count") >= 1
+    assert metric(api, "freshindex_index_up") == 1
