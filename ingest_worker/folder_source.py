@@ -213,7 +213,7 @@ class FolderWorker:
             op=Op.UPSERT,
             source=root.source,
             content=content,
-            filename=path.name,
+            filename=str(path),  # the extension picks the parser; the path allows retries
             tenant=self.tenant,
             fingerprint=fp,
             event_time=datetime.fromtimestamp(st.st_mtime, UTC),

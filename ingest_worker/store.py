@@ -224,8 +224,8 @@ class Store:
             cur.execute(
                 """INSERT INTO dead_letters
                        (source, tenant, doc_id, version, partition, position, reason, error_class,
-                        payload)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                        payload, event)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT DO NOTHING""",
                 (
                     event.source,
@@ -237,6 +237,7 @@ class Store:
                     str(error),
                     type(error).__name__,
                     event.content,
+                    Jsonb(event_fields(event)),
                 ),
             )
         log.warning("dead letter: %s (%s): %s", event.doc_id, type(error).__name__, error)
@@ -250,6 +251,24 @@ class Store:
             (source,),
         ).fetchall()
         return {r[0]: r[1] for r in rows}
+
+
+def event_fields(event: DocumentEvent) -> dict[str, Any]:
+    """The event without its content, as JSON (dead letters keep it for retries)."""
+    return {
+        "doc_id": event.doc_id,
+        "op": event.op.value,
+        "source": event.source,
+        "version": event.version,
+        "content_type": event.content_type,
+        "filename": event.filename,
+        "title": event.title,
+        "metadata": dict(event.metadata),
+        "tenant": event.tenant,
+        "fingerprint": event.fingerprint,
+        "event_time": event.event_time.isoformat() if event.event_time else None,
+        "undecoded": event.poison is not None,  # the payload is the raw message
+    }
 
 
 def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:

@@ -15,14 +15,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pgvector.psycopg import register_vector
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from ingest_worker import migrations
+from ingest_worker import dead_letters, migrations
 from ingest_worker.embedding import Embedder
 from ingest_worker.metrics import SEARCH_SECONDS
 from query_api import feed, queries
 from query_api.index_metrics import IndexCollector
 from query_api.lag import CachedLatestOffsets, LatestOffsets, with_lag
 from query_api.listener import ChangeListener
-from query_api.models import DocumentInfo, SearchRequest, SearchResponse, Stats
+from query_api.models import DeadLetter, DocumentInfo, SearchRequest, SearchResponse, Stats
 from query_api.search import answer
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,14 @@ def create_app(
             stats = queries.stats(conn)
         stats["sources"] = with_lag(stats["sources"], lag_probe)
         return Stats(**stats)
+
+    @app.get("/v1/dead-letters", response_model=list[DeadLetter])
+    def get_dead_letters(
+        limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)
+    ) -> list[DeadLetter]:
+        """Events that could not be indexed, newest first, with their reasons."""
+        with pool().connection() as conn:
+            return [DeadLetter(**row) for row in dead_letters.listing(conn, limit, offset)]
 
     registry = CollectorRegistry()
     registry.register(IndexCollector(pool, lag_probe))

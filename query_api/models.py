@@ -143,3 +143,16 @@ class Stats(BaseModel):
     last_change_at: datetime | None
     model: str | None
     sources: list[SourceState]
+
+
+class DeadLetter(BaseModel):
+    id: int
+    source: str
+    tenant: str | None
+    doc_id: str | None
+    version: int | None
+    partition: int | None
+    position: int | None
+    reason: str
+    error_class: str
+    created_at: datetime
