@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pgvector.psycopg import register_vector
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -26,6 +28,7 @@ from query_api.models import DeadLetter, DocumentInfo, SearchRequest, SearchResp
 from query_api.search import answer
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(
@@ -122,6 +125,13 @@ def create_app(
         """Events that could not be indexed, newest first, with their reasons."""
         with pool().connection() as conn:
             return [DeadLetter(**row) for row in dead_letters.listing(conn, limit, offset)]
+
+    @app.get("/", include_in_schema=False)
+    def search_page() -> FileResponse:
+        """The search page for people: results, live index status and change feed."""
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     registry = CollectorRegistry()
     registry.register(IndexCollector(pool, lag_probe))
