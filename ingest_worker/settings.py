@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,9 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
     log_level: str = Field(default="INFO", description="Python log level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one object per line with doc_id, version, position."
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka brokers, comma-separated host:port."

@@ -208,7 +208,6 @@ class Store:
             _write_document(cur, change, version, chunk_count)
             _bump(cur, events_applied_total=1)
             _record_change(cur, event, version)
-        log.debug("%s %s v%s: %s", event.op.value, event.doc_id, version, outcome.value)
         return outcome
 
     def record_stale(self, count: int = 1) -> None:

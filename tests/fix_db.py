@@ -4,6 +4,8 @@ per test, cloned from a template in ~0.1 s."""
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,16 +20,25 @@ TEMPLATE = "freshindex_template"
 _numbers = itertools.count()
 
 
+def private_data_dir(prefix: str) -> Path:
+    """A folder outside pytest's temp root: the embedded Postgres runs as another user, and
+    any pytest run (re)sets its temp root to mode 0700, which would cut that user off."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_url() -> Iterator[str]:
     """The server's maintenance database; the template is migrated once."""
-    url = database.start_embedded(Path(tmp_path_factory.mktemp("embedded")))
+    data_dir = private_data_dir("freshindex-test-pg-")
+    url = database.start_embedded(data_dir)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
         conn.execute(f"CREATE DATABASE {TEMPLATE}")
     with database.connect(make_conninfo(url, dbname=TEMPLATE)) as conn:
         migrations.apply(conn)
-    return url
+    yield url
+    database.stop_embedded(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @contextmanager

@@ -4,6 +4,7 @@ database, and both stop cleanly on SIGTERM (which also stops the embedded Postgr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.fix_db import private_data_dir
 from tests.fix_services import free_port, wait_until
 from tests.integration.helpers import document, search, write
 
@@ -21,11 +23,13 @@ FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
+def data_dir() -> Iterator[Path]:
+    path = private_data_dir("freshindex-test-processes-")
+    yield path
     for proc in psutil.process_iter(["cmdline"]):  # never leave a server behind
-        if str(tmp_path) in " ".join(proc.info["cmdline"] or []):
+        if str(path) in " ".join(proc.info["cmdline"] or []):
             proc.kill()
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def spawn(args: list[str], cwd: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -45,10 +49,12 @@ def embedded_postgres_running(data_dir: Path) -> bool:
     )
 
 
-def test_worker_and_api_processes_share_the_embedded_database(workdir: Path) -> None:
+def test_worker_and_api_processes_share_the_embedded_database(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    workdir = tmp_path
     inbox = workdir / "inbox"
     inbox.mkdir()
-    data_dir = workdir / "data"
     env = {"FRESHINDEX_DATA_DIR": str(data_dir), "FRESHINDEX_DEBOUNCE_S": "0.1"}
     port = free_port()
     worker = spawn(["worker", "folder", str(inbox)], workdir, workdir / "worker.log", **env)
