@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
 
-from ingest_worker import logs
+from ingest_worker.cli_common import serve_worker_metrics, settings_from, stop_on_sigterm
+from ingest_worker.cli_dead_letters import dead_app
 from ingest_worker.errors import FreshindexError
 from ingest_worker.pipeline import EventSink
 from ingest_worker.settings import Settings
@@ -29,12 +29,7 @@ app = typer.Typer(
 )
 worker_app = typer.Typer(help="Run one ingest worker.", no_args_is_help=True)
 app.add_typer(worker_app, name="worker")
-dead_app = typer.Typer(
-    help="Events that could not be indexed, with their reasons.", no_args_is_help=True
-)
 app.add_typer(dead_app, name="dead-letters")
-Ids = Annotated[list[int] | None, typer.Argument(help="Dead letter ids (see `list`).")]
-All = Annotated[bool, typer.Option("--all", help="Every dead letter.")]
 
 SAMPLE_DOCUMENT = """# Welcome to freshindex
 
@@ -52,28 +47,6 @@ Host = Annotated[str | None, typer.Option(help="Bind address [env FRESHINDEX_HOS
 Port = Annotated[int | None, typer.Option(help="Port [env FRESHINDEX_PORT].")]
 
 
-def _settings(**overrides: Any) -> Settings:
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    logs.configure(settings.log_level, settings.log_format)
-    return settings
-
-
-def _serve_worker_metrics(settings: Settings) -> None:
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
-
-
-def _stop_on_sigterm(stop: threading.Event) -> None:
-    def handle(signum: int, _: object) -> None:
-        logging.getLogger(__name__).info("signal %d: finishing the batch in hand", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-
-
 @app.command()
 def up(
     watch: Annotated[
@@ -87,7 +60,7 @@ def up(
     migrations, folder worker and HTTP API. Ctrl-C stops it cleanly."""
     from ingest_worker import runtime
 
-    settings = _settings(host=host, port=port)
+    settings = settings_from(host=host, port=port)
     folders = watch or [Path("inbox")]
     if not watch and not folders[0].exists():
         folders[0].mkdir(parents=True)
@@ -173,11 +146,11 @@ def worker_folder(
     folders are watched). Hidden files and editor temp files are ignored."""
     from ingest_worker import runtime
 
-    settings = _settings()
-    _serve_worker_metrics(settings)
+    settings = settings_from()
+    serve_worker_metrics(settings)
     url = runtime.prepare_database(settings)
     stop = threading.Event()
-    _stop_on_sigterm(stop)
+    stop_on_sigterm(stop)
     _run_folder_worker(settings, url, folders, stop, once, publish_to_kafka)
 
 
@@ -199,13 +172,13 @@ def worker_kafka(
     nor re-applies an event. SIGTERM finishes the batch in hand, then leaves the group."""
     from ingest_worker import kafka_worker_main
 
-    settings = _settings(
+    settings = settings_from(
         kafka_bootstrap_servers=bootstrap_servers,
         kafka_topic=topic,
         kafka_group_id=group_id,
         kafka_partitions=partitions,
     )
-    _serve_worker_metrics(settings)
+    serve_worker_metrics(settings)
     kafka_worker_main.run(settings)
 
 
@@ -238,7 +211,7 @@ def publish(
     from ingest_worker.folder_source import walk
     from ingest_worker.kafka_client import Publisher, metadata_pairs
 
-    settings = _settings(
+    settings = settings_from(
         kafka_topic=topic, kafka_bootstrap_servers=bootstrap_servers, log_level="WARNING"
     )
     files: list[tuple[Path, str]] = []
@@ -274,7 +247,7 @@ def api(host: Host = None, port: Port = None) -> None:
     """Serve the HTTP API only (search, documents, stats, health)."""
     from ingest_worker import runtime
 
-    settings = _settings(host=host, port=port)
+    settings = settings_from(host=host, port=port)
     _serve(settings, runtime.prepare_database(settings), threading.Event())
 
 
@@ -287,7 +260,7 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
     from ingest_worker import runtime
     from query_api.app import create_app
 
-    _stop_on_sigterm(stop)
+    stop_on_sigterm(stop)
     app = create_app(url, lambda: runtime.load_embedder(settings), _latest_offsets(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
@@ -297,7 +270,7 @@ def migrate() -> None:
     """Apply pending SQL migrations (every other command does this too)."""
     from ingest_worker import database, migrations
 
-    settings = _settings()
+    settings = settings_from()
     db = database.locate(settings)
     with database.connect(db.url) as conn:
         applied = migrations.apply(conn)
@@ -342,7 +315,7 @@ def status() -> None:
     from query_api.lag import with_lag
     from query_api.queries import stats
 
-    settings = _settings(log_level="WARNING")
+    settings = settings_from(log_level="WARNING")
     with connect(runtime.prepare_database(settings)) as conn:
         counts = stats(conn)
     sources = with_lag(counts.pop("sources"), _latest_offsets(settings))
@@ -360,85 +333,6 @@ def _latest_offsets(settings: Settings) -> Callable[[str], Mapping[int, int]]:
         return end_offsets(settings, topic)
 
     return latest
-
-
-def _database_url() -> str:
-    from ingest_worker import runtime
-
-    return runtime.prepare_database(_settings(log_level="WARNING"))
-
-
-def _chosen(ids: list[int] | None, every: bool) -> list[int] | None:
-    if every == bool(ids):
-        raise typer.BadParameter("give dead letter ids, or --all")
-    return None if every else ids
-
-
-@dead_app.command("list")
-def dead_letters_list(
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-) -> None:
-    """The newest dead letters: id, when, source, doc_id and why."""
-    from ingest_worker import dead_letters
-    from ingest_worker.database import connect
-
-    with connect(_database_url()) as conn:
-        rows = dead_letters.listing(conn, limit)
-    for row in rows:
-        if as_json:
-            typer.echo(json.dumps(row, default=str))
-        else:
-            typer.echo(
-                f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  "
-                f"{row['source']}  {row['doc_id']!r}\n        {row['reason']}"
-            )
-    if not rows and not as_json:
-        typer.echo("no dead letters")
-
-
-@dead_app.command("show")
-def dead_letters_show(dead_letter_id: Annotated[int, typer.Argument(help="Its id.")]) -> None:
-    """One dead letter in full, with the start of its payload."""
-    from ingest_worker import dead_letters
-    from ingest_worker.database import connect
-
-    with connect(_database_url()) as conn:
-        row = dead_letters.get(conn, dead_letter_id)
-    if row is None:
-        typer.echo(f"error: no dead letter {dead_letter_id}", err=True)
-        raise typer.Exit(1)
-    payload = row.pop("payload")
-    typer.echo(json.dumps(row, default=str, indent=2))
-    if payload is not None:
-        typer.echo(f"payload ({len(payload)} bytes): {bytes(payload[:300])!r}")
-
-
-@dead_app.command("retry")
-def dead_letters_retry(ids: Ids = None, every: All = False) -> None:
-    """Index dead letters again (files are read again from their folder, so fix the file
-    first). One that fails again is stored again with its new reason."""
-    from ingest_worker import dead_letters, runtime
-
-    settings = _settings(log_level="WARNING")
-    url = runtime.prepare_database(settings)
-    pipeline = runtime.build_pipeline(settings, url, runtime.load_embedder(settings))
-    report = dead_letters.retry(pipeline, _chosen(ids, every))
-    typer.echo(
-        ", ".join(f"{n} {outcome}" for n, outcome in ((v, k) for k, v in report.outcomes.items()))
-        or "nothing to retry"
-    )
-
-
-@dead_app.command("purge")
-def dead_letters_purge(ids: Ids = None, every: All = False) -> None:
-    """Delete dead letters."""
-    from ingest_worker import dead_letters
-    from ingest_worker.database import connect
-
-    with connect(_database_url()) as conn:
-        count = dead_letters.purge(conn, _chosen(ids, every))
-    typer.echo(f"purged {count} dead letter(s)")
 
 
 def main() -> None:
