@@ -37,6 +37,16 @@ class Chunk:
     embed_text: str  # what the model sees: heading context + text
     hash: bytes  # sha256 of embed_text: the identity used for diffing and the cache
 
+    @property
+    def context(self) -> str:
+        """The heading context line as the model saw it (possibly shortened)."""
+        return self.embed_text[: -len(self.text) - 2] if self.embed_text != self.text else ""
+
+
+def embed_text(context: str, text: str) -> str:
+    """What the model sees for a chunk; stored chunks rebuild it from (heading, text)."""
+    return f"{context}\n\n{text}" if context else text
+
 
 @dataclass(frozen=True, slots=True)
 class _Piece:
@@ -68,9 +78,8 @@ def split(
         path = group[0].heading_path
         text = "\n\n".join(p.text for p in group)
         context = contexts[path][0]
-        embed_text = f"{context}\n\n{text}" if context else text
-        digest = hashlib.sha256(embed_text.encode()).digest()
-        chunks.append(Chunk(ordinal, path, text, embed_text, digest))
+        seen = embed_text(context, text)
+        chunks.append(Chunk(ordinal, path, text, seen, hashlib.sha256(seen.encode()).digest()))
     return tuple(chunks)
 
 

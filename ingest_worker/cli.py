@@ -101,7 +101,7 @@ def _run_folder_worker(
             roots,
             _kafka_sink(settings, url)
             if publish_to_kafka
-            else runtime.build_pipeline(settings, url, runtime.load_embedder(settings)),
+            else runtime.build_pipeline(settings, url, runtime.load_embedder(settings, url)),
             tenant=settings.tenant,
             debounce_s=settings.debounce_s,
             rescan_interval_s=settings.rescan_interval_s,
@@ -258,10 +258,18 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
     import uvicorn
 
     from ingest_worker import runtime
+    from ingest_worker.embedding import SentenceTransformerEmbedder
     from query_api.app import create_app
 
     stop_on_sigterm(stop)
-    app = create_app(url, lambda: runtime.load_embedder(settings), _latest_offsets(settings))
+    app = create_app(
+        url,
+        lambda: runtime.load_embedder(settings, url),
+        _latest_offsets(settings),
+        load_model=lambda name: SentenceTransformerEmbedder(
+            name, batch_size=settings.embed_batch_size
+        ),
+    )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
@@ -305,6 +313,46 @@ def search(
         )
     if not body["hits"]:
         typer.echo("no hits")
+
+
+@app.command()
+def reindex(
+    model: Annotated[
+        str, typer.Option("--model", help="all-MiniLM-L6-v2, or the path of a local model.")
+    ],
+) -> None:
+    """Move the index to another embedding model without downtime: embed every chunk with the
+    new model beside the old vectors (searches and workers go on), then switch in one
+    transaction. Running workers and APIs load the new model by themselves."""
+    from tqdm import tqdm
+
+    from ingest_worker import reindex as reindexing
+    from ingest_worker import runtime
+    from ingest_worker.database import connect
+    from ingest_worker.embedding import SentenceTransformerEmbedder
+    from ingest_worker.store import Store
+
+    settings = settings_from()
+    url = runtime.prepare_database(settings)
+    new = SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
+    store = Store(connect(url), new.model_name)
+    current = reindexing.active_model(store.conn)
+    if current == new.model_name:
+        typer.echo(f"the index already uses {current}")
+        return
+    if current is None:
+        store.activate_model(new.dimensions)
+        typer.echo(f"the index was empty; it now uses {new.model_name}")
+        return
+    total = reindexing.count_missing(store.conn, new.model_name)
+    with tqdm(total=total, unit="chunk", desc=f"embedding with {model}") as bar:
+
+        def progress(done: int, left: int) -> None:
+            bar.total = done + left
+            bar.update(done - bar.n)
+
+        embedded = reindexing.reindex(store, new, on_progress=progress)
+    typer.echo(f"switched from {current} to {new.model_name}; embedded {embedded} chunk texts")
 
 
 @app.command()

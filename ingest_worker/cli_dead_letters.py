@@ -70,7 +70,7 @@ def dead_letters_retry(ids: Ids = None, every: All = False) -> None:
 
     settings = settings_from(log_level="WARNING")
     url = runtime.prepare_database(settings)
-    pipeline = runtime.build_pipeline(settings, url, runtime.load_embedder(settings))
+    pipeline = runtime.build_pipeline(settings, url, runtime.load_embedder(settings, url))
     report = dead_letters.retry(pipeline, _chosen(ids, every))
     typer.echo(
         ", ".join(f"{n} {outcome}" for n, outcome in ((v, k) for k, v in report.outcomes.items()))

@@ -58,6 +58,11 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
+def canonical_name(model: str) -> str:
+    """The name the index records for a model setting: the default's name, or a full path."""
+    return DEFAULT_MODEL if model in _DEFAULT_MODEL_ALIASES else str(resolve_model_path(model))
+
+
 class SentenceTransformerEmbedder:
     """The real embedder. Loading takes a few seconds; build one per process."""
 
@@ -73,7 +78,7 @@ class SentenceTransformerEmbedder:
         logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
 
         path = resolve_model_path(model)
-        self.model_name = DEFAULT_MODEL if model in _DEFAULT_MODEL_ALIASES else str(path)
+        self.model_name = canonical_name(model)
         self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         self._tokenizer: Any = self._model.tokenizer
         dimensions = self._model.get_embedding_dimension()

@@ -23,7 +23,7 @@ def run(settings: Settings) -> None:
     url = runtime.prepare_database(settings)
     ensure_topic(settings, settings.kafka_topic)
     ensure_topic(settings, settings.dlq_topic)
-    embedder = runtime.load_embedder(settings)
+    embedder = runtime.load_embedder(settings, url)
     pipeline = runtime.build_pipeline(settings, url, embedder)
     dlq = Publisher(settings, create_topic=False)
 

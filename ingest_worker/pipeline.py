@@ -19,7 +19,7 @@ from typing import Protocol
 from ingest_worker import metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
-from ingest_worker.errors import PoisonInput
+from ingest_worker.errors import ConfigurationError, PoisonInput
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.parsing import parse
 from ingest_worker.positions import Watermarks
@@ -27,6 +27,7 @@ from ingest_worker.store import (
     DocKey,
     DocumentChange,
     MissingVectors,
+    ModelSwitched,
     Outcome,
     Store,
     StoredDocument,
@@ -68,8 +69,22 @@ class Pipeline:
     max_file_bytes: int = 20 * 1024 * 1024
     chunk_max_tokens: int | None = None
     on_committed: Callable[[DocumentEvent, Outcome], None] | None = None
+    load_model: Callable[[str], Embedder] | None = None  # to follow `freshindex reindex`
 
     def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
+        try:
+            return self._process(events)
+        except ModelSwitched as e:  # a reindex finished: embed with the index's new model
+            if self.load_model is None:
+                raise ConfigurationError(
+                    f"the index switched to model {e.model}; restart this worker"
+                ) from e
+            log.info("the index switched to model %s; loading it", e.model)
+            self.embedder = self.load_model(e.model)
+            self.store.model = self.embedder.model_name
+            return self._process(events)  # what was committed before is now stale: harmless
+
+    def _process(self, events: Sequence[DocumentEvent]) -> BatchReport:
         report = BatchReport()
         groups = coalesce(events)
         watermarks = Watermarks(events)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from ingest_worker import database, migrations
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker import database, migrations, reindex
+from ingest_worker.embedding import SentenceTransformerEmbedder, canonical_name
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.settings import Settings
 from ingest_worker.store import Store
@@ -26,8 +26,17 @@ def prepare_database(settings: Settings) -> str:
     return db.url
 
 
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(settings.model, batch_size=settings.embed_batch_size)
+def load_embedder(settings: Settings, url: str | None = None) -> SentenceTransformerEmbedder:
+    """The model the index uses (it decides once it has one: `freshindex reindex` changes
+    it), else FRESHINDEX_MODEL."""
+    model = settings.model
+    if url is not None:
+        with database.connect(url) as conn:
+            active = reindex.active_model(conn)
+        if active is not None and active != canonical_name(model):
+            log.warning("the index uses model %s, not %s; using %s", active, model, active)
+            model = active
+    return SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
 
 
 def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEmbedder) -> Pipeline:
@@ -38,4 +47,7 @@ def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEm
         embedder,
         max_file_bytes=settings.max_file_bytes,
         chunk_max_tokens=settings.chunk_max_tokens,
+        load_model=lambda name: SentenceTransformerEmbedder(
+            name, batch_size=settings.embed_batch_size
+        ),
     )

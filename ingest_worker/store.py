@@ -69,6 +69,14 @@ class MissingVectors(Exception):
         self.hashes = hashes
 
 
+class ModelSwitched(Exception):
+    """`freshindex reindex` switched the index to another model since this process started."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"the index now uses model {model}")
+        self.model = model
+
+
 class Store:
     """Writes and reads the index through one connection (autocommit between transactions)."""
 
@@ -153,7 +161,7 @@ class Store:
         ).fetchall()
         return {bytes(h): v for h, v in rows}
 
-    def cache_vectors(self, vectors: Mapping[bytes, Vector]) -> None:
+    def cache_vectors(self, vectors: Mapping[bytes, Vector], model: str | None = None) -> None:
         """Keep freshly computed vectors (committed at once: never embedded twice)."""
         if not vectors:
             return
@@ -161,7 +169,7 @@ class Store:
             cur.executemany(
                 "INSERT INTO embedding_cache (model, chunk_hash, embedding) VALUES (%s, %s, %s) "
                 "ON CONFLICT DO NOTHING",
-                [(self.model, h, v) for h, v in vectors.items()],
+                [(model or self.model, h, v) for h, v in vectors.items()],
             )
             _bump(cur, chunks_embedded_total=len(vectors))
 
@@ -177,6 +185,11 @@ class Store:
         module docstring)."""
         event = change.event
         with self.conn.transaction(), self.conn.cursor() as cur:
+            # FOR SHARE: a model switch (which locks the row FOR UPDATE) waits for us, and
+            # we never write vectors of a model the index no longer uses.
+            active = cur.execute("SELECT model FROM active_model FOR SHARE").fetchone()
+            if active is not None and active[0] != self.model:
+                raise ModelSwitched(active[0])
             _record_positions(cur, positions, event.event_time)
             stored = _lock_document(cur, event)
             if stored is not None and event.version is not None and event.version <= stored[0]:
@@ -321,7 +334,7 @@ def _write_chunks(
                     event.doc_id,
                     c.ordinal,
                     c.hash,
-                    " > ".join(c.heading_path),
+                    c.context,  # exactly what the model saw: a reindex rebuilds the text
                     c.text,
                     found[c.hash],
                 )

@@ -4,6 +4,7 @@ FastAPI's thread pool), because both the model and psycopg's pool are synchronou
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pgvector.psycopg import register_vector
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from ingest_worker import dead_letters, migrations
+from ingest_worker import dead_letters, migrations, reindex
 from ingest_worker.embedding import Embedder
 from ingest_worker.metrics import SEARCH_SECONDS
 from query_api import feed, queries
@@ -35,11 +36,13 @@ def create_app(
     database_url: str,
     embedder_factory: Callable[[], Embedder],
     latest_offsets: LatestOffsets | None = None,
+    load_model: Callable[[str], Embedder] | None = None,
 ) -> FastAPI:
     """The app; the model loads at startup, so /readyz turns ready once it can answer."""
     state: dict[str, Any] = {}
     lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
     listener = ChangeListener(database_url)
+    model_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,7 +89,22 @@ def create_app(
         """The k best chunks for the query from the freshest committed data, after waiting
         (bounded) for the versions or Kafka positions in `wait_for`."""
         with SEARCH_SECONDS.labels(request.mode).time():
-            return answer(request, state["embedder"], pool(), listener, lag_probe)
+            return answer(request, embedder, pool(), listener, lag_probe)
+
+    def embedder() -> Embedder:
+        """The index's model: after `freshindex reindex` switches, queries follow."""
+        current: Embedder = state["embedder"]
+        if load_model is None:
+            return current
+        with pool().connection() as conn:
+            active = reindex.active_model(conn)
+        if active is None or active == current.model_name:
+            return current
+        with model_lock:
+            if state["embedder"].model_name != active:
+                log.info("the index switched to model %s; loading it", active)
+                state["embedder"] = load_model(active)
+            return state["embedder"]  # type: ignore[no-any-return]
 
     @app.get("/v1/changes")
     def changes(

@@ -4,11 +4,13 @@ the answer is."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import psycopg_pool
 
+from ingest_worker import reindex
 from ingest_worker.embedding import Embedder, Vector
 from query_api import queries
 from query_api.lag import CachedLatestOffsets, with_lag
@@ -20,16 +22,15 @@ FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking
 
 def answer(
     request: SearchRequest,
-    embedder: Embedder,
+    current_embedder: Callable[[], Embedder],
     pool: psycopg_pool.ConnectionPool[Any],
     listener: ChangeListener,
     lag_probe: CachedLatestOffsets | None,
 ) -> SearchResponse:
     started = time.perf_counter()
     missing = wait_for(request, pool, listener)
-    vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
     with pool.connection() as conn:
-        rows = _rank(conn, request, vector)
+        rows = _rank_with_the_index_model(conn, request, current_embedder)
         freshness = queries.freshness(conn)
     return SearchResponse(
         hits=[Hit(**row) for row in rows],
@@ -39,6 +40,26 @@ def answer(
         mode=request.mode,
         took_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def _rank_with_the_index_model(
+    conn: psycopg.Connection[Any], request: SearchRequest, current_embedder: Callable[[], Embedder]
+) -> list[dict[str, Any]]:
+    """Rank with the model the index uses. A `freshindex reindex` can switch models between
+    our embedding and our query: then the dimensions clash, or the model read after the
+    query differs; either way, rank again with the new model."""
+    for _ in range(3):
+        embedder = current_embedder()
+        vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
+        try:
+            rows = _rank(conn, request, vector)
+        except psycopg.errors.DataException as e:
+            if "dimensions" not in str(e):
+                raise
+            continue
+        if vector is None or reindex.active_model(conn) in (None, embedder.model_name):
+            return rows  # (None: nothing indexed yet)
+    raise psycopg.OperationalError("the embedding model is being switched; retry")
 
 
 def _rank(

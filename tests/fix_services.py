@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from ingest_worker import database
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
 from ingest_worker.folder_paths import make_roots
 from ingest_worker.folder_source import FolderWorker
 from ingest_worker.pipeline import Pipeline
@@ -101,11 +101,14 @@ def folder_worker(tmp_path: Path, pipeline: Pipeline) -> Iterator[RunningWorker]
 
 @contextmanager
 def serve_api(
-    db_url: str, embedder: SentenceTransformerEmbedder, latest_offsets: LatestOffsets | None = None
+    db_url: str,
+    embedder: SentenceTransformerEmbedder,
+    latest_offsets: LatestOffsets | None = None,
+    load_model: Callable[[str], Embedder] | None = None,
 ) -> Iterator[httpx.Client]:
     """The real app on a real socket; yields a client with its base URL."""
     port = free_port()
-    app = create_app(db_url, lambda: embedder, latest_offsets)
+    app = create_app(db_url, lambda: embedder, latest_offsets, load_model)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)

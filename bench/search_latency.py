@@ -1,0 +1,157 @@
+"""Search latency over HTTP at ≥ 100k chunks, without and with concurrent ingest.
+
+    .venv/bin/python -m bench.search_latency [--chunks 100000] [--queries 200]
+
+Corpus: the PostgreSQL 15 and Python 3.11 manuals (Debian `postgresql-doc-15`,
+`python3.11-doc`), chunked at 96 tokens to reach the target, embedded for real with
+all-MiniLM-L6-v2 into a fresh embedded Postgres (HNSW, default m/ef). Then a `freshindex api`
+process answers 200 queries (titles of random pages) per mode, one at a time, first idle,
+then while a `freshindex worker folder` process ingests more pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.corpus import postgres_manual
+from bench.folder_ingest import percentile
+from ingest_worker import database, migrations
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.parsing import parse
+from ingest_worker.pipeline import Pipeline
+from ingest_worker.store import Store
+
+FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
+PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
+
+
+def corpus() -> list[Path]:
+    if not PYTHON_DOCS.is_dir():
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "python3.11-doc"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    return sorted(postgres_manual().glob("*.html")) + sorted(PYTHON_DOCS.rglob("*.html"))
+
+
+def load(pipeline: Pipeline, files: list[Path], target: int) -> tuple[int, float, list[Path]]:
+    """Index files until the index holds `target` chunks; returns chunks, seconds, leftovers."""
+    started = time.perf_counter()
+    done = 0
+    for start in range(0, len(files), 64):
+        batch = files[start : start + 64]
+        pipeline.process(
+            [
+                DocumentEvent(
+                    doc_id=str(f),
+                    op=Op.UPSERT,
+                    source="bench",
+                    content=f.read_bytes(),
+                    filename=f.name,
+                )
+                for f in batch
+            ]
+        )
+        row = pipeline.store.conn.execute("SELECT count(*) FROM chunks").fetchone()
+        done = int(row[0]) if row else 0
+        print(f"{done} chunks after {start + len(batch)} files", file=sys.stderr)
+        if done >= target:
+            return done, time.perf_counter() - started, files[start + 64 :]
+    return done, time.perf_counter() - started, []
+
+
+def latencies(client: httpx.Client, queries: list[str], mode: str) -> dict[str, float]:
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        response = client.post("/v1/search", json={"query": query, "k": 10, "mode": mode})
+        response.raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": round(percentile(times, 50), 1),
+        "p99_ms": round(percentile(times, 99), 1),
+        "mean_ms": round(statistics.mean(times), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--port", type=int, default=8767)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="freshindex-latency-"))
+    url = database.start_embedded(work / "pg")
+    with database.connect(url) as conn:
+        migrations.apply(conn)
+    embedder = SentenceTransformerEmbedder()
+    store = Store(database.connect(url), embedder.model_name)
+    store.activate_model(embedder.dimensions)
+    files = corpus()
+    random.Random(1).shuffle(files)
+    chunks, load_s, rest = load(Pipeline(store, embedder, chunk_max_tokens=96), files, args.chunks)
+    rng = random.Random(2)
+    queries = []
+    for f in rng.sample(files[: len(files) - len(rest)], args.queries):
+        title = parse(f.read_bytes(), filename=f.name).title or f.stem
+        queries.append(title)
+    env = {**os.environ, "DATABASE_URL": url, "FRESHINDEX_LOG_LEVEL": "WARNING"}
+    api = subprocess.Popen([FRESHINDEX, "api", "--port", str(args.port)], env=env)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60)
+    while True:
+        try:
+            if client.get("/readyz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.5)
+    latencies(client, queries[:20], "vector")  # warm up
+    idle = {mode: latencies(client, queries, mode) for mode in ("vector", "hybrid", "keyword")}
+    inbox = work / "inbox"
+    inbox.mkdir()
+    worker = subprocess.Popen(
+        [FRESHINDEX, "worker", "folder", str(inbox)],
+        env={**env, "FRESHINDEX_CHUNK_MAX_TOKENS": "96"},
+    )
+    time.sleep(15)  # the worker loads its model
+    for f in rest[:400]:
+        shutil.copy(f, inbox / f.name)
+    time.sleep(2)
+    busy = {mode: latencies(client, queries, mode) for mode in ("vector", "hybrid", "keyword")}
+    ingested = client.get("/v1/stats").json()["chunks"] - chunks
+    for process in (worker, api):
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    result: dict[str, Any] = {
+        "chunks": chunks,
+        "load_seconds": round(load_s),
+        "queries": len(queries),
+        "idle": idle,
+        "during_ingest": busy,
+        "chunks_ingested_during_measurement": ingested,
+    }
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"search_latency_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(result, indent=2)
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

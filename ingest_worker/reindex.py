@@ -1,0 +1,108 @@
+"""`freshindex reindex --model M`: move the index to another embedding model without downtime.
+
+1. Catch up: embed, with the new model, every chunk text the index holds that the new model
+   has not seen (into the embedding cache, which is per model). Searches keep using the old
+   vectors meanwhile, and workers keep indexing; the loop follows until nothing is missing.
+2. Switch, in one transaction: lock the chunks against writers, check that nothing is
+   missing (else unlock and catch up again), copy the new vectors into the chunks (changing
+   the column's dimensions if needed), rebuild the HNSW index, and record the new model.
+   Workers and the API notice at their next commit or search and load the new model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ingest_worker.chunking import embed_text
+from ingest_worker.embedding import Embedder
+from ingest_worker.store import Store
+
+log = logging.getLogger(__name__)
+
+MODEL_CHANNEL = "freshindex_model"
+
+
+def reindex(
+    store: Store,
+    new: Embedder,
+    *,
+    batch_size: int = 256,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Catch up and switch; returns how many chunk texts were embedded with the new model."""
+    embedded = 0
+    while True:
+        while batch := missing(store.conn, new.model_name, batch_size):
+            vectors = new.embed([embed_text(heading, text) for _, heading, text in batch])
+            store.cache_vectors(
+                dict(zip((h for h, _, _ in batch), vectors, strict=True)), model=new.model_name
+            )
+            embedded += len(batch)
+            if on_progress:
+                on_progress(embedded, count_missing(store.conn, new.model_name))
+        if switch(store.conn, new.model_name, new.dimensions):
+            log.info("the index now uses %s (%d texts embedded)", new.model_name, embedded)
+            return embedded
+
+
+def missing(conn: psycopg.Connection[Any], model: str, limit: int) -> list[tuple[bytes, str, str]]:
+    """Distinct chunk texts (hash, heading, text) without a vector of `model`."""
+    rows = conn.execute(
+        """SELECT DISTINCT ON (c.chunk_hash) c.chunk_hash, c.heading, c.text FROM chunks c
+           WHERE NOT EXISTS (SELECT 1 FROM embedding_cache e
+                             WHERE e.model = %s AND e.chunk_hash = c.chunk_hash)
+           LIMIT %s""",
+        (model, limit),
+    ).fetchall()
+    return [(bytes(h), str(heading), str(text)) for h, heading, text in rows]
+
+
+def count_missing(conn: psycopg.Connection[Any], model: str) -> int:
+    row = conn.execute(
+        """SELECT count(DISTINCT c.chunk_hash) FROM chunks c
+           WHERE NOT EXISTS (SELECT 1 FROM embedding_cache e
+                             WHERE e.model = %s AND e.chunk_hash = c.chunk_hash)""",
+        (model,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def switch(conn: psycopg.Connection[Any], model: str, dimensions: int) -> bool:
+    """The atomic switch; False if writers added texts since the catch-up (try again)."""
+    with conn.transaction():
+        conn.execute("SELECT 1 FROM active_model FOR UPDATE")
+        conn.execute("LOCK TABLE chunks IN SHARE ROW EXCLUSIVE MODE")  # writers wait
+        if count_missing(conn, model):
+            return False
+        conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
+        conn.execute("ALTER TABLE chunks ALTER COLUMN embedding TYPE vector")
+        conn.execute(
+            """UPDATE chunks c SET embedding = e.embedding FROM embedding_cache e
+               WHERE e.model = %s AND e.chunk_hash = c.chunk_hash""",
+            (model,),
+        )
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dims}) "
+                "USING embedding::vector({dims})"
+            ).format(dims=sql.Literal(dimensions))
+        )
+        conn.execute(
+            "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
+        )
+        conn.execute(
+            "UPDATE active_model SET model = %s, dimensions = %s, activated_at = now()",
+            (model, dimensions),
+        )
+        conn.execute("SELECT pg_notify(%s, %s)", (MODEL_CHANNEL, model))
+    return True
+
+
+def active_model(conn: psycopg.Connection[Any]) -> str | None:
+    row = conn.execute("SELECT model FROM active_model").fetchone()
+    return str(row[0]) if row else None

@@ -1,0 +1,105 @@
+"""`reindex` moves the index to another model while documents keep changing: searches work
+throughout, the switch is atomic, and workers and the API follow the new model."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from ingest_worker import database, reindex
+from ingest_worker.chunking import embed_text
+from ingest_worker.embedding import SentenceTransformerEmbedder, resolve_model_path
+from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.pipeline import Pipeline
+from ingest_worker.store import Store
+from tests.fix_services import serve_api
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformerEmbedder:
+    """A genuinely different model, made offline: MiniLM's encoder with CLS pooling and a
+    seeded 384→256 projection (different vectors and dimensions)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    base = SentenceTransformer(str(resolve_model_path("all-MiniLM-L6-v2")), device="cpu")
+    torch.manual_seed(0)
+    variant = SentenceTransformer(
+        modules=[
+            base[0],
+            models.Pooling(384, pooling_mode="cls"),
+            models.Dense(384, 256, activation_function=torch.nn.Identity()),
+            models.Normalize(),
+        ],
+        device="cpu",
+    )
+    path = tmp_path_factory.mktemp("models") / "minilm-cls-256"
+    variant.save(str(path))
+    return SentenceTransformerEmbedder(str(path))
+
+
+def upsert(doc_id: str, text: str) -> DocumentEvent:
+    return DocumentEvent(
+        doc_id=doc_id, op=Op.UPSERT, source="test", content=text.encode(), content_type="text/plain"
+    )
+
+
+def test_reindex_switches_atomically_while_documents_keep_changing(
+    db_url: str,
+    pipeline: Pipeline,
+    embedder: SentenceTransformerEmbedder,
+    other_model: SentenceTransformerEmbedder,
+) -> None:
+    pipeline.process(
+        [upsert(f"doc-{i}", f"Document {i} is about topic {i % 5}.") for i in range(30)]
+    )
+    live = Pipeline(
+        Store(database.connect(db_url), embedder.model_name),
+        embedder,
+        load_model=lambda name: other_model,
+    )
+    stop = threading.Event()
+    written: list[int] = []
+
+    def keep_writing() -> None:
+        i = 0
+        while not stop.is_set() or i < 5:
+            live.process([upsert(f"live-{i}", f"Live document {i} arrived during reindex.")])
+            written.append(i)
+            i += 1
+
+    with serve_api(db_url, embedder, load_model=lambda name: other_model) as api:
+        writer = threading.Thread(target=keep_writing)
+        writer.start()
+        searches = []
+        searcher_stop = threading.Event()
+
+        def keep_searching() -> None:
+            while not searcher_stop.is_set():
+                searches.append(api.post("/v1/search", json={"query": "topic 3"}).status_code)
+
+        searcher = threading.Thread(target=keep_searching)
+        searcher.start()
+        store = Store(database.connect(db_url), other_model.model_name)
+        embedded = reindex.reindex(store, other_model, batch_size=16)
+        stop.set()
+        writer.join(timeout=60)
+        searcher_stop.set()
+        searcher.join(timeout=60)
+        assert embedded >= 30 and len(written) >= 5
+        assert searches and set(searches) == {200}  # no failed search during the switch
+        assert reindex.active_model(store.conn) == other_model.model_name
+        assert live.embedder is other_model  # the worker followed the switch
+
+        rows = store.conn.execute("SELECT heading, text, embedding FROM chunks").fetchall()
+        expected = other_model.embed([embed_text(h, t) for h, t, _ in rows])
+        for (_, _, stored), want in zip(rows, expected, strict=True):
+            vector = np.asarray(stored.to_numpy() if hasattr(stored, "to_numpy") else stored)
+            assert vector.shape == (256,)
+            assert float(np.dot(vector, want)) > 0.999
+        count = store.conn.execute("SELECT count(*) FROM documents").fetchone()
+        assert count is not None and count[0] == 30 + len(written)
+        hits = api.post("/v1/search", json={"query": "Live document arrived"}).json()["hits"]
+        assert hits and hits[0]["doc_id"].startswith("live-")
