@@ -12,6 +12,7 @@ harmless: their versions are not newer than what is stored. Kafka offsets are st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -172,7 +173,8 @@ def _process_until_done(
             log.warning("batch of %d events failed (%s); retrying in %.1fs", len(events), e, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-            pipeline.store.reconnect()
+            with contextlib.suppress(Retryable):  # still away: the next attempt fails again
+                pipeline.store.reconnect()
 
 
 def _credentials(settings: Settings) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.kafka_client import end_offsets
 from ingest_worker.pipeline import Pipeline
-from tests.fix_kafka import KafkaSetup
+from tests.fix_kafka import FRESHINDEX, KafkaSetup
 from tests.fix_services import RunningWorker, serve_api, wait_until
 from tests.integration.helpers import document, write
 
@@ -64,6 +65,28 @@ def test_a_search_waits_for_a_published_kafka_event(
             )
             assert answer["fresh"] and answer["missing"] == []
             assert answer["hits"][0]["doc_id"] == f"fresh-{i}"  # on the first call
+        landed = publisher.upsert(
+            "cli", text="Published for the command line about egrets.", content_type="text/plain"
+        )
+        cli = subprocess.run(
+            [
+                FRESHINDEX,
+                "search",
+                "egrets",
+                "-k",
+                "1",
+                "--json",
+                "--url",
+                str(api.base_url),
+                "--wait-for",
+                f"{landed.topic}:{landed.partition}:{landed.offset}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        answer = json.loads(cli.stdout)
+        assert answer["fresh"] and answer["hits"][0]["doc_id"] == "cli"
         partitions = [
             s for s in answer["freshness"]["sources"] if s["source"] == f"kafka:{kafka_setup.topic}"
         ]
