@@ -29,7 +29,7 @@ def classpath() -> str:
     """The broker's classpath, resolved by Maven once per pom version."""
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
     cached = CACHE / f"classpath-{digest}.txt"
-    if not cached.exists():
+    if not cached.exists() or not all(Path(j).exists() for j in cached.read_text().split(":")):
         CACHE.mkdir(exist_ok=True)
         subprocess.run(
             [
