@@ -78,11 +78,7 @@ class FolderWorker:
     def run(self, stop: threading.Event, *, once: bool = False) -> BatchReport:
         """Watch and index until `stop` is set; with `once`, stop when the folders are
         indexed (the initial scan and whatever changed meanwhile)."""
-        observer: Any = Observer()
-        handler = _Handler(self.debouncer)
-        for root in self.roots:
-            observer.schedule(handler, str(root.path), recursive=True)
-        observer.start()  # before the scan: a change made during the scan is not missed
+        observer = self._watch()  # before the scan: a change made during it is not missed
         try:
             initial = self.reconcile()
             self._drain_initial(initial, stop)
@@ -90,6 +86,11 @@ class FolderWorker:
             while not stop.is_set():
                 if once and len(self.debouncer) == 0:
                     break
+                if not all(emitter.is_alive() for emitter in observer.emitters):
+                    log.warning("the file watcher stopped; restarting it and rescanning")
+                    observer.stop()
+                    observer = self._watch()
+                    next_rescan = 0.0
                 if time.monotonic() >= next_rescan:
                     self.reconcile()
                     next_rescan = time.monotonic() + self.rescan_interval_s
@@ -98,6 +99,14 @@ class FolderWorker:
             observer.stop()
             observer.join(timeout=5)
         return self.report
+
+    def _watch(self) -> Any:
+        observer = Observer()
+        handler = _Handler(self.debouncer)
+        for root in self.roots:
+            observer.schedule(handler, str(root.path), recursive=True)
+        observer.start()
+        return observer
 
     def _drain_initial(self, count: int, stop: threading.Event) -> None:
         """Index what the scan found, with a progress bar (files, chunks/s, ETA)."""
@@ -180,17 +189,17 @@ class FolderWorker:
     def _read(self, root: Root, path: Path, doc_id: str) -> DocumentEvent | None:
         known = self._known[root.source]
         try:
+            st = path.stat()  # follows a symlink: its target's fingerprint
+            fp = fingerprint(st)
+            if known.get(doc_id) == fp or (doc_id, fp) in self._rejected:
+                return None  # unchanged, or already dead-lettered as it is
+            if not stat_module.S_ISREG(st.st_mode):
+                return None
             if path.is_symlink() and not path.resolve().is_relative_to(root.path):
                 raise CorruptContent(
                     f"{path} is a symlink to a path outside {root.path}; "
                     "freshindex refuses to follow it"
                 )
-            st = path.stat()
-            if not stat_module.S_ISREG(st.st_mode):
-                return None
-            fp = fingerprint(st)
-            if known.get(doc_id) == fp or (doc_id, fp) in self._rejected:
-                return None
             if st.st_size > self.max_file_bytes:
                 raise ContentTooLarge(
                     f"{path} is {st.st_size} bytes, over FRESHINDEX_MAX_FILE_BYTES="
@@ -203,7 +212,8 @@ class FolderWorker:
         except FileNotFoundError:
             return self._delete(root, doc_id) if doc_id in known else None
         except PermissionError as e:
-            self._reject(root, doc_id, "", CorruptContent(f"cannot read {path}: {e}"))
+            error = CorruptContent(f"cannot read {path}: {e}")
+            self._reject(root, doc_id, _safe_fingerprint(path), error)
             return None
         except PoisonInput as e:
             self._reject(root, doc_id, _safe_fingerprint(path), e)
