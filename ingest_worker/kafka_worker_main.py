@@ -13,7 +13,7 @@ from ingest_worker.events import DocumentEvent
 from ingest_worker.kafka_client import Publisher, ensure_topic
 from ingest_worker.kafka_worker import build_app
 from ingest_worker.settings import Settings
-from ingest_worker.store import Store
+from ingest_worker.store import applied_positions
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def run(settings: Settings) -> None:
 
     def stored_positions(topic: str) -> Mapping[int, int]:
         with connect(url) as conn:  # its own connection: called from faust's thread
-            return Store(conn, embedder.model_name).positions(kafka_events.source_name(topic))
+            return applied_positions(conn, kafka_events.source_name(topic))
 
     def dead_letter(event: DocumentEvent, key: bytes | None, value: bytes | None) -> None:
         reason = str(event.poison) if event.poison else "see the dead_letters table"

@@ -8,11 +8,16 @@ commit the safe position per partition is the offset just below the lowest one s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ingest_worker.events import DocumentEvent, SourcePosition
 
 _Partition = tuple[str, int]
+
+
+def caught_up(applied: Mapping[int, int], ends: Mapping[int, int]) -> bool:
+    """Every offset below `ends` (partition → next offset) is within `applied`."""
+    return all(applied.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
 
 
 class Watermarks:

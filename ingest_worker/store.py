@@ -94,13 +94,6 @@ class Store:
             self.conn.close()
         self.conn = connect(url)
 
-    def positions(self, source: str) -> dict[int, int]:
-        """partition → the last position applied (everything up to it is durable)."""
-        rows = self.conn.execute(
-            "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
-        ).fetchall()
-        return {int(p): int(o) for p, o in rows}
-
     # -- model -------------------------------------------------------------------------------
 
     def activate_model(self, dimensions: int) -> None:
@@ -281,6 +274,14 @@ def event_fields(event: DocumentEvent) -> dict[str, Any]:
         "event_time": event.event_time.isoformat() if event.event_time else None,
         "undecoded": event.poison is not None,  # the payload is the raw message
     }
+
+
+def applied_positions(conn: psycopg.Connection[Any], source: str) -> dict[int, int]:
+    """partition → the last position applied (everything up to it is durable)."""
+    rows = conn.execute(
+        "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
+    ).fetchall()
+    return {int(p): int(o) for p, o in rows}
 
 
 def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:

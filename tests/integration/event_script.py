@@ -11,6 +11,8 @@ import psycopg
 from kafka import KafkaProducer
 
 from ingest_worker import kafka_events
+from ingest_worker.positions import caught_up
+from ingest_worker.store import applied_positions
 
 WORDS = (
     "river stone cloud maple harbor lantern copper meadow falcon ember quartz willow glacier "
@@ -87,9 +89,5 @@ def indexed_state(db_url: str) -> dict[str, tuple[int, str | None]]:
 
 def applied_everything(db_url: str, topic: str, end_offsets: dict[int, int]) -> bool:
     with psycopg.connect(db_url) as conn:
-        rows = conn.execute(
-            "SELECT partition, position FROM source_positions WHERE source = %s",
-            (f"kafka:{topic}",),
-        ).fetchall()
-    applied = dict(rows)
-    return all(applied.get(p, -1) >= end - 1 for p, end in end_offsets.items() if end > 0)
+        applied = applied_positions(conn, kafka_events.source_name(topic))
+    return caught_up(applied, end_offsets)

@@ -7,7 +7,7 @@ from ingest_worker.diffing import StoredChunk, plan
 from ingest_worker.errors import CorruptContent
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.pipeline import coalesce
-from ingest_worker.positions import Watermarks
+from ingest_worker.positions import Watermarks, caught_up
 
 
 def chunks(*texts: str) -> list[Chunk]:
@@ -73,3 +73,10 @@ def test_positions_advance_only_past_offsets_that_are_all_done() -> None:
     assert marks.done([c13]) == ()
     assert marks.done([b11]) == (SourcePosition("kafka:t", 0, 13),)
     assert marks.done([d0]) == (SourcePosition("kafka:t", 1, 0),)
+
+
+def test_caught_up_needs_every_partition_with_events() -> None:
+    ends = {0: 11, 1: 0, 2: 5}  # partition 1 is empty
+    assert caught_up({0: 10, 2: 4}, ends)
+    assert not caught_up({0: 10, 2: 3}, ends)
+    assert not caught_up({0: 10}, ends)
