@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pgvector.psycopg import register_vector
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from ingest_worker import dead_letters, migrations, reindex
+from ingest_worker import dead_letters, migrations
 from ingest_worker.embedding import Embedder
 from ingest_worker.metrics import SEARCH_SECONDS
 from query_api import feed, queries
@@ -91,19 +91,15 @@ def create_app(
         with SEARCH_SECONDS.labels(request.mode).time():
             return answer(request, embedder, pool(), listener, lag_probe)
 
-    def embedder() -> Embedder:
-        """The index's model: after `freshindex reindex` switches, queries follow."""
+    def embedder(model: str | None) -> Embedder:
+        """The loaded model, or `model` (which the index switched to) once loaded."""
         current: Embedder = state["embedder"]
-        if load_model is None:
-            return current
-        with pool().connection() as conn:
-            active = reindex.active_model(conn)
-        if active is None or active == current.model_name:
+        if load_model is None or model is None or model == current.model_name:
             return current
         with model_lock:
-            if state["embedder"].model_name != active:
-                log.info("the index switched to model %s; loading it", active)
-                state["embedder"] = load_model(active)
+            if state["embedder"].model_name != model:
+                log.info("the index switched to model %s; loading it", model)
+                state["embedder"] = load_model(model)
             return state["embedder"]  # type: ignore[no-any-return]
 
     @app.get("/v1/changes")

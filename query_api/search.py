@@ -17,12 +17,13 @@ from query_api.lag import CachedLatestOffsets, with_lag
 from query_api.listener import ChangeListener
 from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, SourceFreshness
 
+EmbedderFor = Callable[[str | None], Embedder]  # the loaded model, or the one named
 FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking
 
 
 def answer(
     request: SearchRequest,
-    current_embedder: Callable[[], Embedder],
+    embedder_for: EmbedderFor,
     pool: psycopg_pool.ConnectionPool[Any],
     listener: ChangeListener,
     lag_probe: CachedLatestOffsets | None,
@@ -30,7 +31,7 @@ def answer(
     started = time.perf_counter()
     missing = wait_for(request, pool, listener)
     with pool.connection() as conn:
-        rows = _rank_with_the_index_model(conn, request, current_embedder)
+        rows = _rank_with_the_index_model(conn, request, embedder_for)
         freshness = queries.freshness(conn)
     return SearchResponse(
         hits=[Hit(**row) for row in rows],
@@ -43,21 +44,25 @@ def answer(
 
 
 def _rank_with_the_index_model(
-    conn: psycopg.Connection[Any], request: SearchRequest, current_embedder: Callable[[], Embedder]
+    conn: psycopg.Connection[Any], request: SearchRequest, embedder_for: EmbedderFor
 ) -> list[dict[str, Any]]:
-    """Rank with the model the index uses. A `freshindex reindex` can switch models between
-    our embedding and our query: then the dimensions clash, or the model read after the
-    query differs; either way, rank again with the new model."""
+    """Rank with the model the index uses, read once per search, after the query: a
+    `freshindex reindex` may have switched models between our embedding and our query
+    (then the dimensions clash, or the model read differs), and we rank again with it."""
+    model: str | None = None  # None: the model this process has loaded
     for _ in range(3):
-        embedder = current_embedder()
+        embedder = embedder_for(model)
         vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
+        if vector is None:
+            return _rank(conn, request, None)
         try:
-            rows = _rank(conn, request, vector)
+            rows: list[dict[str, Any]] | None = _rank(conn, request, vector)
         except psycopg.errors.DataException as e:
             if "dimensions" not in str(e):
                 raise
-            continue
-        if vector is None or reindex.active_model(conn) in (None, embedder.model_name):
+            rows = None
+        model = reindex.active_model(conn)
+        if rows is not None and model in (None, embedder.model_name):
             return rows  # (None: nothing indexed yet)
     raise psycopg.OperationalError("the embedding model is being switched; retry")
 
