@@ -1,11 +1,15 @@
-"""Benchmark corpora: real documents no one here wrote, from Debian packages."""
+"""Benchmark corpora (real documents no one here wrote, from Debian packages) and where
+results go."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 POSTGRES_DOCS = Path("/usr/share/doc/postgresql-doc-15/html")
 
@@ -29,3 +33,12 @@ def copy_files(source: Path, target: Path, count: int) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     files = sorted(p for p in source.glob("*.html"))[:count]
     return [Path(shutil.copy2(f, target / f.name)) for f in files]
+
+
+def save_result(name: str, result: dict[str, Any]) -> None:
+    """Print the result and keep it as bench/results/<name>_<time>.json."""
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    text = json.dumps(result, indent=2)
+    (out / f"{name}_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text)
+    print(text)

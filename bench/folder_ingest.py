@@ -12,7 +12,6 @@ real HTTP; (d) chunks embedded per one-paragraph edit. Results go to bench/resul
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bench.corpus import copy_files, postgres_manual
+from bench.corpus import copy_files, postgres_manual, save_result
 from ingest_worker import database, migrations
 from ingest_worker.chunking import split
 from ingest_worker.embedding import SentenceTransformerEmbedder
@@ -156,12 +155,7 @@ def main() -> None:
         "d_chunks_embedded_per_edit_max": max(embedded),
         "outcomes": dict(report.outcomes),
     }
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"folder_ingest_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2)
-    )
-    print(json.dumps(result, indent=2))
+    save_result("folder_ingest", result)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ chunks the pipeline makes of those files (same batch size) in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -28,12 +27,14 @@ import httpx
 import psycopg
 from kafka import KafkaProducer
 
-from bench.corpus import postgres_manual
+from bench.corpus import postgres_manual, save_result
 from bench.folder_ingest import bare_model, percentile, pipeline_chunks, serve
 from ingest_worker import database, kafka_events, migrations
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.kafka_client import end_offsets, ensure_topic
+from ingest_worker.positions import caught_up
 from ingest_worker.settings import Settings
+from ingest_worker.store import applied_positions
 from kafka_dev.broker import Broker
 
 FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
@@ -52,12 +53,7 @@ def applied_all(url: str, topic: str, ends: dict[int, int]) -> bool:
     """Every offset below `ends` (partition → next offset) is applied in the index."""
     time.sleep(0.25)  # polling lightly: the worker needs the CPU
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT partition, position FROM source_positions WHERE source = %s",
-            (f"kafka:{topic}",),
-        ).fetchall()
-    applied = dict(rows)
-    return all(applied.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
+        return caught_up(applied_positions(conn, kafka_events.source_name(topic)), ends)
 
 
 def counter(url: str, name: str) -> int:
@@ -231,12 +227,7 @@ def main() -> None:
         "bulk_2_workers_over_bare": round(two["chunks_per_s"] / bare, 3),
         "freshness": fresh,
     }
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"kafka_ingest_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2)
-    )
-    print(json.dumps(result, indent=2))
+    save_result("kafka_ingest", result)
 
 
 if __name__ == "__main__":

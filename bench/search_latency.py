@@ -12,7 +12,6 @@ then while a `freshindex worker folder` process ingests more pages.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.corpus import postgres_manual
+from bench.corpus import postgres_manual, save_result
 from bench.folder_ingest import percentile
 from ingest_worker import database, migrations
 from ingest_worker.embedding import SentenceTransformerEmbedder
@@ -145,12 +144,7 @@ def main() -> None:
         "during_ingest": busy,
         "chunks_ingested_during_measurement": ingested,
     }
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"search_latency_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(result, indent=2)
-    )
-    print(json.dumps(result, indent=2))
+    save_result("search_latency", result)
 
 
 if __name__ == "__main__":
