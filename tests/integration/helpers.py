@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from ingest_worker.events import DocumentEvent, Op
+
 
 def search(api: httpx.Client, query: str, k: int = 10, **filters: Any) -> list[dict[str, Any]]:
     body: dict[str, Any] = {"query": query, "k": k}
@@ -62,3 +64,11 @@ def paragraphs(n: int, topic: str = "topic") -> str:
             f"duration and the operator's remarks for run number {i}."
         )
     return "# Long report\n\n" + "\n\n".join(sections) + "\n"
+
+
+def upsert(doc_id: str, text: str, version: int | None = None, **fields: Any) -> DocumentEvent:
+    """A plain-text upsert as a source would make it."""
+    fields.setdefault("content_type", "text/plain")
+    return DocumentEvent(
+        doc_id=doc_id, op=Op.UPSERT, source="test", version=version, content=text.encode(), **fields
+    )

@@ -14,23 +14,11 @@ from typing import Any
 import httpx
 
 from ingest_worker.embedding import SentenceTransformerEmbedder
-from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.kafka_client import end_offsets
 from ingest_worker.pipeline import Pipeline
 from tests.fix_kafka import FRESHINDEX, KafkaSetup
 from tests.fix_services import RunningWorker, serve_api, wait_until
-from tests.integration.helpers import document, write
-
-
-def upsert(doc_id: str, text: str, version: int | None = None) -> DocumentEvent:
-    return DocumentEvent(
-        doc_id=doc_id,
-        op=Op.UPSERT,
-        source="test",
-        version=version,
-        content=text.encode(),
-        content_type="text/plain",
-    )
+from tests.integration.helpers import document, upsert, write
 
 
 def search(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import torch
 from ingest_worker import database, reindex
 from ingest_worker.chunking import embed_text
 from ingest_worker.embedding import SentenceTransformerEmbedder, resolve_model_path
-from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from tests.fix_services import serve_api
+from tests.integration.helpers import upsert
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +38,6 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformer
     path = tmp_path_factory.mktemp("models") / "minilm-cls-256"
     variant.save(str(path))
     return SentenceTransformerEmbedder(str(path))
-
-
-def upsert(doc_id: str, text: str) -> DocumentEvent:
-    return DocumentEvent(
-        doc_id=doc_id, op=Op.UPSERT, source="test", content=text.encode(), content_type="text/plain"
-    )
 
 
 def test_reindex_switches_atomically_while_documents_keep_changing(
