@@ -1,12 +1,14 @@
 """`freshindex worker kafka`: a faust-streaming app whose agent applies micro-batches of
 document events through the pipeline.
 
-The index does not rely on faust's offset commits (they can run ahead of processing: see
-faust-streaming #527, #606). Each document's transaction records the partition's position,
-and whenever faust seeks partitions "to the committed offsets" (after every rebalance), this
-app's consumer seeks them to the position stored in Postgres instead. Replayed events are
-harmless: their versions are not newer than what is stored. Kafka offsets are still committed
-(after the database commit) so that lag tools see the group's progress.
+The index does not rely on faust's offsets: faust commits what its stream has taken, not what
+is applied (faust-streaming #527, #606), and during a rebalance it drops queued messages
+without always seeking back. So each document's transaction records its partition's position;
+whenever faust seeks partitions "to the committed offsets" (after every rebalance), this app's
+consumer seeks them to the positions stored in Postgres; and a batch that skips ahead of a
+stored position is held back from the gap on while the partition is re-read from it.
+Replayed events are harmless: their versions are not newer than what is stored. Kafka offsets
+are still committed so that lag tools see the group's progress.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
@@ -30,35 +33,43 @@ from ingest_worker import kafka_events
 from ingest_worker.errors import Retryable
 from ingest_worker.events import DocumentEvent
 from ingest_worker.pipeline import BatchReport, Pipeline
+from ingest_worker.positions import continuation
 from ingest_worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-StoredPositions = Callable[[str], Mapping[int, int]]  # topic → {partition: position}
+# (topic, {partition: log start offset}) → {partition: last applied position}, stored first
+StartPositions = Callable[[str, Mapping[int, int]], Mapping[int, int]]
 
 
 class IndexPositionsConsumer(faust_aiokafka.Consumer):
-    """Seeks assigned partitions to the positions the index has durably applied."""
+    """Reads the ingest topic from the positions the index has durably applied."""
 
-    stored_positions: ClassVar[StoredPositions | None] = None
+    start_positions: ClassVar[StartPositions | None] = None
+    topic: ClassVar[str | None] = None
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = dict(await super().seek_to_committed())
-        lookup = type(self).stored_positions
-        if lookup is None:
-            return committed
-        assignment = self.assignment()
-        stored = {
-            topic: await asyncio.to_thread(lookup, topic)
-            for topic in {tp.topic for tp in assignment}
-        }
-        for tp in assignment:
-            position = stored[tp.topic].get(tp.partition)
-            if position is not None and committed.get(tp) != position + 1:
-                log.info("%s: resuming after position %d stored in the index", tp, position)
-                await self._seek(tp, position + 1)
-                committed[tp] = position + 1
+        committed.update(await self.rewind(self.assignment()))
         return committed
+
+    async def rewind(self, partitions: Iterable[TP]) -> dict[TP, int]:
+        """Seek the assigned ones among `partitions` to just after their stored positions."""
+        lookup, topic = type(self).start_positions, type(self).topic
+        wanted = {tp for tp in partitions if tp.topic == topic} & self.assignment()
+        if lookup is None or topic is None or not wanted:
+            return {}
+        log_starts = await self.earliest_offsets(*wanted)
+        stored = await asyncio.to_thread(
+            lookup, topic, {tp.partition: log_starts[tp] for tp in wanted}
+        )
+        offsets = {tp: stored[tp.partition] + 1 for tp in wanted}
+        for tp, offset in offsets.items():
+            log.info(
+                "%s: resuming at offset %d, after the position stored in the index", tp, offset
+            )
+            await self.seek(tp, offset)
+        return offsets
 
 
 class IndexPositionsTransport(faust_aiokafka.Transport):
@@ -74,11 +85,12 @@ DeadLetterSink = Callable[[DocumentEvent, bytes | None, bytes | None], None]
 def build_app(
     settings: Settings,
     pipeline: Pipeline,
-    stored_positions: StoredPositions,
+    start_positions: StartPositions,
     dead_letter_sink: DeadLetterSink | None = None,
 ) -> faust.App:
     """The faust app; `dead_letter_sink(event, key, value)` gets each poison message."""
-    IndexPositionsConsumer.stored_positions = stored_positions
+    IndexPositionsConsumer.start_positions = start_positions
+    IndexPositionsConsumer.topic = settings.kafka_topic
     app = faust.App(
         settings.kafka_group_id,
         broker=[f"freshindex://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
@@ -97,6 +109,9 @@ def build_app(
         stream_wait_empty=False,
         broker_commit_every=1,
         broker_commit_interval=1.0,
+        # Keep the handlers `freshindex` configured (text or JSON) instead of faust's own.
+        loghandlers=list(logging.getLogger().handlers),
+        logging_config={"version": 1, "disable_existing_loggers": False},
     )
     topic = app.topic(
         settings.kafka_topic,
@@ -110,6 +125,19 @@ def build_app(
     # heartbeating while a batch is embedded.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
     stopping = threading.Event()
+    rewound: dict[TP, tuple[int, float]] = {}  # partition → (offset, when) of the last rewind
+
+    async def rewind(partition: int, offset: int) -> None:
+        """Re-read a partition from a gap, once: until the seek takes effect, messages
+        queued past the gap keep arriving (they are held back again, not re-sought)."""
+        tp = TP(settings.kafka_topic, partition)
+        last = rewound.get(tp)
+        if last is not None and last[0] == offset and time.monotonic() - last[1] < 5.0:
+            return
+        rewound[tp] = (offset, time.monotonic())
+        consumer = app.consumer
+        assert isinstance(consumer, IndexPositionsConsumer)
+        await consumer.rewind([tp])
 
     @app.agent(topic, name="freshindex-ingest")
     async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
@@ -135,13 +163,16 @@ def build_app(
             )
             started = time.monotonic()
             try:
-                report = await asyncio.shield(work)
+                report, gaps = await asyncio.shield(work)
             except asyncio.CancelledError:
                 stopping.set()
                 raise
+            for partition, offset in gaps.items():
+                await rewind(partition, offset)
             log.debug(
-                "batch of %d events: %s, %d chunks embedded in %.2fs",
+                "batch of %d events (offsets %s): %s, %d chunks embedded in %.2fs",
                 len(events),
+                _offset_ranges(messages),
                 dict(report.outcomes),
                 report.chunks_embedded,
                 time.monotonic() - started,
@@ -157,16 +188,26 @@ def build_app(
     return app
 
 
+def _offset_ranges(messages: list[Any]) -> dict[int, tuple[int, int]]:
+    """partition → (lowest, highest) offset in a batch, for debug logs."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for m in messages:
+        low, high = ranges.get(m.partition, (m.offset, m.offset))
+        ranges[m.partition] = (min(low, m.offset), max(high, m.offset))
+    return ranges
+
+
 def _process_until_done(
     pipeline: Pipeline, events: list[DocumentEvent], stopping: threading.Event
-) -> BatchReport:
+) -> tuple[BatchReport, dict[int, int]]:
     """Apply the batch, retrying while the database is away: an event is never skipped.
     When the worker is stopping, give up retrying: the next worker to own the partition
-    resumes from the position stored in the index."""
+    resumes from the position stored in the index. Also returns the partitions to re-read
+    (partition → offset) because the batch skipped ahead of the index."""
     delay = 0.5
     while True:
         try:
-            return pipeline.process(events)
+            return _process_continuing(pipeline, events)
         except (Retryable, psycopg.OperationalError, psycopg.InterfaceError) as e:
             if stopping.is_set():
                 raise
@@ -175,6 +216,23 @@ def _process_until_done(
             delay = min(delay * 2, 10.0)
             with contextlib.suppress(Retryable):  # still away: the next attempt fails again
                 pipeline.store.reconnect()
+
+
+def _process_continuing(
+    pipeline: Pipeline, events: list[DocumentEvent]
+) -> tuple[BatchReport, dict[int, int]]:
+    """Apply the events that continue the stored positions; hold back those past a gap."""
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for event in events:
+        assert event.position is not None
+        offsets[event.position.partition].append(event.position.position)
+    source = events[0].position.source if events and events[0].position else ""
+    usable, gaps = continuation(offsets, pipeline.store.applied_positions(source))
+    for partition, offset in gaps.items():
+        log.info("%s partition %d: the batch skipped offsets from %d; re-reading them",
+                 source, partition, offset)  # fmt: skip
+    kept = [e for e in events if e.position and e.position.position <= usable[e.position.partition]]
+    return (pipeline.process(kept) if kept else BatchReport()), gaps
 
 
 def _credentials(settings: Settings) -> Any:

@@ -249,6 +249,9 @@ class Store:
 
     # -- folder reconciliation -----------------------------------------------------------------
 
+    def applied_positions(self, source: str) -> dict[int, int]:
+        return applied_positions(self.conn, source)
+
     def live_documents(self, source: str) -> dict[str, str | None]:
         """doc_id → fingerprint of the documents a source has indexed and not deleted."""
         rows = self.conn.execute(
@@ -282,6 +285,33 @@ def applied_positions(conn: psycopg.Connection[Any], source: str) -> dict[int, i
         "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
     ).fetchall()
     return {int(p): int(o) for p, o in rows}
+
+
+def start_positions(
+    conn: psycopg.Connection[Any], source: str, log_starts: Mapping[int, int]
+) -> dict[int, int]:
+    """Where to resume each partition: a stored position for every one (a partition never
+    read starts before its first offset, so a gap check always has a reference), raised to
+    just before the log start when retention deleted events the index never applied."""
+    with conn.transaction():
+        before = applied_positions(conn, source)
+        for partition, start in log_starts.items():
+            conn.execute(
+                """INSERT INTO source_positions (source, partition, position)
+                   VALUES (%s, %s, %s)
+                   ON CONFLICT (source, partition) DO UPDATE SET
+                       position = greatest(source_positions.position, excluded.position)""",
+                (source, partition, start - 1),
+            )
+        after = applied_positions(conn, source)
+    for partition, position in after.items():
+        if partition in before and position > before[partition]:
+            log.error(
+                "%s partition %d: events %d..%d were deleted by Kafka retention before they "
+                "were indexed; resuming at %d",
+                source, partition, before[partition] + 1, position, position + 1,
+            )  # fmt: skip
+    return after
 
 
 def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_worker.kafka_client import Publisher
+from ingest_worker.kafka_client import Publisher, ensure_topic
 from ingest_worker.settings import Settings
 from kafka_dev.broker import Broker
 
@@ -91,6 +91,8 @@ class KafkaSetup:
 def kafka_setup(kafka_broker: Broker, db_url: str, tmp_path: Path) -> Iterator[KafkaSetup]:
     n = next(_numbers)
     setup = KafkaSetup(kafka_broker, db_url, f"docs-{n}", f"group-{n}", tmp_path)
+    # Created before anything publishes: the broker would auto-create it with 1 partition.
+    ensure_topic(setup.settings, setup.topic)
     yield setup
     for process in setup.processes:
         if process.poll() is None:

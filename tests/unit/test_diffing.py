@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import hashlib
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ingest_worker.chunking import Chunk
 from ingest_worker.diffing import StoredChunk, plan
 from ingest_worker.errors import CorruptContent
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.pipeline import coalesce
-from ingest_worker.positions import Watermarks, caught_up
+from ingest_worker.positions import Watermarks, caught_up, continuation
 
 
 def chunks(*texts: str) -> list[Chunk]:
@@ -80,3 +83,29 @@ def test_caught_up_needs_every_partition_with_events() -> None:
     assert caught_up({0: 10, 2: 4}, ends)
     assert not caught_up({0: 10, 2: 3}, ends)
     assert not caught_up({0: 10}, ends)
+
+
+def test_a_batch_continues_the_stored_position_or_waits_past_the_gap() -> None:
+    usable, rewind = continuation(
+        {0: [5, 6, 7], 1: [3, 9, 10], 2: [0, 1], 3: [40]}, {0: 4, 1: 3, 3: 10}
+    )
+    assert usable == {0: 7, 1: 3, 2: 1, 3: 10}  # partition 2 has no stored position: as is
+    assert rewind == {1: 4, 3: 11}  # 4..8 and 11..39 never reached this worker
+
+
+@given(
+    applied=st.integers(-1, 20),
+    offsets=st.sets(st.integers(0, 40), min_size=1),
+)
+def test_kept_offsets_never_leave_a_hole_after_the_stored_position(
+    applied: int, offsets: set[int]
+) -> None:
+    usable, rewind = continuation({0: offsets}, {0: applied})
+    kept = {o for o in offsets if o <= usable[0]}
+    assert set(range(applied + 1, usable[0] + 1)) <= kept  # no offset skipped
+    assert usable[0] >= applied
+    if rewind:
+        assert rewind[0] == usable[0] + 1 and rewind[0] not in offsets
+        assert max(offsets) > rewind[0]
+    else:
+        assert kept == offsets
