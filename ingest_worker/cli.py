@@ -15,6 +15,7 @@ import typer
 
 from ingest_worker.cli_common import serve_worker_metrics, settings_from, stop_on_sigterm
 from ingest_worker.cli_dead_letters import dead_app
+from ingest_worker.cli_keys import keys_app
 from ingest_worker.errors import FreshindexError
 from ingest_worker.pipeline import EventSink
 from ingest_worker.settings import Settings
@@ -30,6 +31,7 @@ app = typer.Typer(
 worker_app = typer.Typer(help="Run one ingest worker.", no_args_is_help=True)
 app.add_typer(worker_app, name="worker")
 app.add_typer(dead_app, name="dead-letters")
+app.add_typer(keys_app, name="keys")
 
 SAMPLE_DOCUMENT = """# Welcome to freshindex
 
@@ -257,7 +259,7 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
     the embedded Postgres) instead of dying by the signal."""
     import uvicorn
 
-    from ingest_worker import runtime
+    from ingest_worker import api_keys, runtime
     from ingest_worker.embedding import SentenceTransformerEmbedder
     from query_api.app import create_app
 
@@ -269,6 +271,7 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
         load_model=lambda name: SentenceTransformerEmbedder(
             name, batch_size=settings.embed_batch_size
         ),
+        require_keys=api_keys.required(settings.api_keys, settings.host),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
@@ -301,6 +304,10 @@ def search(
     wait_timeout_ms: Annotated[int, typer.Option(help="Longest wait for --wait-for.")] = 5000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
     url: Annotated[str, typer.Option(help="The freshindex API.")] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="FRESHINDEX_API_KEY", help="When the API requires keys."),
+    ] = None,
 ) -> None:
     """Search the index through the HTTP API."""
     body = {
@@ -311,7 +318,8 @@ def search(
         "wait_timeout_ms": wait_timeout_ms,
     }
     try:
-        response = httpx.post(f"{url}/v1/search", json=body, timeout=30)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        response = httpx.post(f"{url}/v1/search", json=body, headers=headers, timeout=30)
     except httpx.HTTPError as e:
         typer.echo(f"error: cannot reach {url} ({e}); is `freshindex up` running?", err=True)
         raise typer.Exit(2) from e

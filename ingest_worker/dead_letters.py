@@ -20,13 +20,14 @@ _COLUMNS = (
 
 
 def listing(
-    conn: psycopg.Connection[Any], limit: int = 50, offset: int = 0
+    conn: psycopg.Connection[Any], limit: int = 50, offset: int = 0, tenant: str | None = None
 ) -> list[dict[str, Any]]:
-    """Newest first."""
+    """Newest first; only `tenant`'s if given."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
-            f"SELECT {_COLUMNS} FROM dead_letters ORDER BY id DESC LIMIT %s OFFSET %s",  # noqa: S608
-            (limit, offset),
+            f"""SELECT {_COLUMNS} FROM dead_letters WHERE %(tenant)s::text IS NULL
+                OR tenant = %(tenant)s ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s""",  # noqa: S608
+            {"tenant": tenant, "limit": limit, "offset": offset},
         ).fetchall()
 
 

@@ -42,7 +42,7 @@ def decode(
     """The event a message carries; never raises: bad input comes back as a poison event."""
     source = source_name(topic)
     position = SourcePosition(source, partition, offset)
-    sent_at = datetime.fromtimestamp(timestamp_ms / 1000, UTC) if timestamp_ms else None
+    sent_at = _sent_at(timestamp_ms)
     try:
         return _decode(source, position, key, value, sent_at)
     except PoisonInput as e:
@@ -56,6 +56,16 @@ def decode(
             event_time=sent_at,
             poison=e,
         )
+
+
+def _sent_at(timestamp_ms: int | None) -> datetime | None:
+    """The message's timestamp. Producers may set any, so one no clock can show is ignored."""
+    if not timestamp_ms or timestamp_ms < 0:
+        return None
+    try:
+        return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def _decode(

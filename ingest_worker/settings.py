@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
+    api_keys: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Require API keys on /v1 (`freshindex keys`): auto = when the API listens "
+        "beyond loopback.",
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with doc_id, version, position."

@@ -22,6 +22,7 @@ from ingest_worker import dead_letters, migrations
 from ingest_worker.embedding import Embedder
 from ingest_worker.metrics import SEARCH_SECONDS
 from query_api import feed, queries
+from query_api.auth import Authenticated, BodyLimit, require_admin, scoped, tenant_for
 from query_api.index_metrics import IndexCollector
 from query_api.lag import CachedLatestOffsets, LatestOffsets, with_lag
 from query_api.listener import ChangeListener
@@ -37,8 +38,12 @@ def create_app(
     embedder_factory: Callable[[], Embedder],
     latest_offsets: LatestOffsets | None = None,
     load_model: Callable[[str], Embedder] | None = None,
+    *,
+    require_keys: bool = False,
+    max_body_bytes: int = 64 * 1024,
 ) -> FastAPI:
-    """The app; the model loads at startup, so /readyz turns ready once it can answer."""
+    """The app; the model loads at startup, so /readyz turns ready once it can answer.
+    With `require_keys`, every /v1 endpoint needs an API key (see query_api.auth)."""
     state: dict[str, Any] = {}
     lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
     listener = ChangeListener(database_url)
@@ -57,7 +62,7 @@ def create_app(
             configure=register_vector,
         )
         pool.open(wait=False)
-        state["pool"] = pool
+        state["pool"] = app.state.pool = pool
         listener.start()
         try:
             yield
@@ -74,6 +79,9 @@ def create_app(
     def pool() -> psycopg_pool.ConnectionPool[Any]:
         return state["pool"]  # type: ignore[no-any-return]
 
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.state.require_keys = require_keys
+
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def database_down(_: Request, exc: Exception) -> JSONResponse:
@@ -84,10 +92,17 @@ def create_app(
             headers={"Retry-After": "2"},
         )
 
+    @app.exception_handler(psycopg.DataError)
+    async def unstorable_input(_: Request, exc: Exception) -> JSONResponse:
+        """Input Postgres cannot hold (a NUL in a path or query parameter): the caller's
+        mistake, not a server error."""
+        return JSONResponse(status_code=422, content={"detail": f"invalid input: {exc}"})
+
     @app.post("/v1/search", response_model=SearchResponse)
-    def search(request: SearchRequest) -> SearchResponse:
+    def search(request: SearchRequest, caller: Authenticated) -> SearchResponse:
         """The k best chunks for the query from the freshest committed data, after waiting
         (bounded) for the versions or Kafka positions in `wait_for`."""
+        request = scoped(request, caller)
         with SEARCH_SECONDS.labels(request.mode).time():
             return answer(request, embedder, pool(), listener, lag_probe)
 
@@ -104,20 +119,26 @@ def create_app(
 
     @app.get("/v1/changes")
     def changes(
-        tenant: str = Query("default", max_length=200),
+        caller: Authenticated,
+        tenant: str | None = Query(None, max_length=200, description='Default: "default".'),
         last_event_id: int | None = Header(None, ge=0),
     ) -> StreamingResponse:
         """Server-Sent Events of committed changes (doc_id, version, op, indexed_at);
         reconnecting clients resume after their Last-Event-ID."""
         return StreamingResponse(
-            feed.stream(pool(), listener, tenant, last_event_id),
+            feed.stream(pool(), listener, tenant_for(caller, tenant), last_event_id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentInfo)
-    def get_document(doc_id: str, tenant: str = Query("default", max_length=200)) -> DocumentInfo:
+    def get_document(
+        doc_id: str,
+        caller: Authenticated,
+        tenant: str | None = Query(None, max_length=200, description='Default: "default".'),
+    ) -> DocumentInfo:
         """The indexed version of a document; 404 if it was never indexed or is deleted."""
+        tenant = tenant_for(caller, tenant)
         with pool().connection() as conn:
             row = queries.document(conn, tenant, doc_id)
         if row is None:
@@ -125,8 +146,10 @@ def create_app(
         return DocumentInfo(**row)
 
     @app.get("/v1/stats", response_model=Stats)
-    def get_stats() -> Stats:
-        """Index size and lifetime counters (kept in Postgres, so they survive restarts)."""
+    def get_stats(caller: Authenticated) -> Stats:
+        """Index size and lifetime counters (kept in Postgres, so they survive restarts).
+        Index-wide: with API keys, an admin key."""
+        require_admin(caller)
         with pool().connection() as conn:
             stats = queries.stats(conn)
         stats["sources"] = with_lag(stats["sources"], lag_probe)
@@ -134,11 +157,15 @@ def create_app(
 
     @app.get("/v1/dead-letters", response_model=list[DeadLetter])
     def get_dead_letters(
-        limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)
+        caller: Authenticated,
+        limit: int = Query(50, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
     ) -> list[DeadLetter]:
-        """Events that could not be indexed, newest first, with their reasons."""
+        """Events that could not be indexed, newest first, with their reasons (a tenant key
+        sees its tenant's)."""
         with pool().connection() as conn:
-            return [DeadLetter(**row) for row in dead_letters.listing(conn, limit, offset)]
+            rows = dead_letters.listing(conn, limit, offset, tenant=caller.tenant)
+        return [DeadLetter(**row) for row in rows]
 
     @app.get("/", include_in_schema=False)
     def search_page() -> FileResponse:

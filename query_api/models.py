@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 MAX_QUERY_CHARS = 4000
 MAX_FILTER_KEYS = 32
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL (\\x00) characters")
+    return value
+
+
+# Every string a request hands to Postgres: its text type cannot hold NUL.
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class SearchFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    metadata: dict[str, str | int | float | bool] = Field(
+    metadata: dict[Text, Text | int | float | bool] = Field(
         default_factory=dict, description="Hits' metadata must contain these key/value pairs."
     )
-    doc_id_prefix: str | None = Field(
+    doc_id_prefix: Text | None = Field(
         default=None, max_length=1000, description="Only documents whose doc_id starts so."
     )
-    tenant: str = Field(default="default", max_length=200)
+    tenant: Text = Field(default="default", max_length=200)
 
     @field_validator("metadata")
     @classmethod
@@ -35,9 +45,9 @@ class WaitForDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    doc_id: str = Field(max_length=1000)
+    doc_id: Text = Field(max_length=1000)
     version: int = Field(ge=0)
-    tenant: str = Field(default="default", max_length=200)
+    tenant: Text = Field(default="default", max_length=200)
 
 
 class WaitForPosition(BaseModel):
@@ -45,7 +55,7 @@ class WaitForPosition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = Field(max_length=249)
+    topic: Text = Field(max_length=249)
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
 
@@ -53,7 +63,7 @@ class WaitForPosition(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
+    query: Text = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
     k: int = Field(default=10, ge=1, le=100, description="How many hits to return.")
     filter: SearchFilter = Field(default_factory=SearchFilter)
     mode: Literal["vector", "keyword", "hybrid"] = Field(

@@ -105,10 +105,13 @@ def serve_api(
     embedder: SentenceTransformerEmbedder,
     latest_offsets: LatestOffsets | None = None,
     load_model: Callable[[str], Embedder] | None = None,
+    require_keys: bool = False,
 ) -> Iterator[httpx.Client]:
     """The real app on a real socket; yields a client with its base URL."""
     port = free_port()
-    app = create_app(db_url, lambda: embedder, latest_offsets, load_model)
+    app = create_app(
+        db_url, lambda: embedder, latest_offsets, load_model, require_keys=require_keys
+    )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)

@@ -3,6 +3,23 @@
 
 const $ = (selector) => document.querySelector(selector);
 
+// An API key, when the API requires one: from the page's #key=... or from a previous visit.
+const apiKey = new URLSearchParams(location.hash.slice(1)).get("key") ||
+  localStorage.getItem("freshindex-key") || "";
+const authHeaders = apiKey ? {authorization: `Bearer ${apiKey}`} : {};
+
+function askForKey() {
+  $("#key-form").hidden = false;
+  $("#api-key").focus();
+}
+
+$("#key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("freshindex-key", $("#api-key").value.trim());
+  location.hash = "";
+  location.reload();
+});
+
 function ago(timestamp) {
   const seconds = Math.max(0, (Date.now() - Date.parse(timestamp)) / 1000);
   if (seconds < 60) return `${Math.round(seconds)} s ago`;
@@ -32,10 +49,11 @@ async function search(event) {
   $("#search-status").textContent = "Searching…";
   const response = await fetch("/v1/search", {
     method: "POST",
-    headers: {"content-type": "application/json"},
+    headers: {"content-type": "application/json", ...authHeaders},
     body: JSON.stringify({query, k: 10, mode: $("#mode").value}),
   });
   const body = await response.json();
+  if (response.status === 401) askForKey();
   if (!response.ok) {
     $("#search-status").textContent = `Error ${response.status}: ${JSON.stringify(body.detail)}`;
     return;
@@ -57,7 +75,13 @@ async function search(event) {
 
 async function refreshStatus() {
   try {
-    const stats = await (await fetch("/v1/stats")).json();
+    const response = await fetch("/v1/stats", {headers: authHeaders});
+    if (response.status === 401) askForKey();
+    if (response.status === 403) {  // a tenant key: index-wide numbers need an admin key
+      $("[data-stat=documents]").textContent = "needs an admin key";
+      return;
+    }
+    const stats = await response.json();
     const lag = stats.sources.reduce((sum, s) => sum + (s.lag || 0), 0);
     const values = {...stats, lag, last_change_at: stats.last_change_at ?
       ago(stats.last_change_at) : "never"};
@@ -71,7 +95,8 @@ async function refreshStatus() {
 
 function followChanges() {
   const feed = $("#feed");
-  const source = new EventSource("/v1/changes");
+  const query = apiKey ? `?api_key=${encodeURIComponent(apiKey)}` : "";
+  const source = new EventSource(`/v1/changes${query}`);
   source.addEventListener("change", (message) => {
     const change = JSON.parse(message.data);
     const item = document.createElement("li");

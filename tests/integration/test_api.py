@@ -21,6 +21,8 @@ from tests.integration.helpers import search
         ({"query": "x", "k": 101}, "less than or equal to 100"),
         ({"query": "x", "filter": {"colour": "red"}}, "Extra inputs"),
         ({"query": "x" * 5000}, "at most 4000 characters"),
+        ({"query": "a\x00b"}, "NUL"),
+        ({"query": "x", "filter": {"metadata": {"k\x00": "v"}}}, "NUL"),
     ],
 )
 def test_bad_requests_get_422_with_a_reason(
