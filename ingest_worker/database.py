@@ -54,6 +54,8 @@ def start_embedded(data_dir: Path) -> str:
             f"could not start the embedded Postgres in {pgdata} ({e}); see {pgdata / 'log'}, "
             "or set DATABASE_URL to use your own Postgres with pgvector"
         ) from e
+    with server._lock:  # a handle cached in this process may be of a stopped server
+        server.ensure_postgres_running()
     _forget_dead_attachments(server)
     return str(server.get_uri())
 

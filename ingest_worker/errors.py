@@ -37,6 +37,10 @@ class ContentTooLarge(PoisonInput):
     """The content is larger than FRESHINDEX_MAX_FILE_BYTES; raise the limit or split it."""
 
 
+class EmbeddingFailed(PoisonInput):
+    """The model failed on a chunk of this document even when embedding it alone."""
+
+
 class Retryable(FreshindexError):
     """A passing fault; the event will be retried."""
 

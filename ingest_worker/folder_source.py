@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -30,6 +31,7 @@ from ingest_worker.errors import ContentTooLarge, CorruptContent, PoisonInput
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.folder_paths import Root, fingerprint, is_ignored, is_under
 from ingest_worker.pipeline import BatchReport, EventSink
+from ingest_worker.retrying import until_done
 from ingest_worker.store import Outcome
 
 log = logging.getLogger(__name__)
@@ -71,13 +73,16 @@ class FolderWorker:
         self.report = BatchReport()
         self._known: dict[str, dict[str, str | None]] = {}  # source → doc_id → fingerprint
         self._rejected: set[tuple[str, str]] = set()  # (doc_id, fingerprint) dead-lettered
+        self._stopping = threading.Event()  # set by run(): stop retrying a database away
         sink.on_committed = self._remember
 
     # -- running --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, *, once: bool = False) -> BatchReport:
         """Watch and index until `stop` is set; with `once`, stop when the folders are
-        indexed (the initial scan and whatever changed meanwhile)."""
+        indexed (the initial scan and whatever changed meanwhile). While the database is
+        away, work waits and is retried with backoff."""
+        self._stopping = stop
         observer = self._watch()  # before the scan: a change made during it is not missed
         try:
             initial = self.reconcile()
@@ -135,7 +140,12 @@ class FolderWorker:
         documents whose files are gone. Returns how many files were marked."""
         marked = 0
         for root in self.roots:
-            known = self._known[root.source] = self.sink.live_documents(root.source)
+            known = self._known[root.source] = until_done(
+                partial(self.sink.live_documents, root.source),
+                self.sink.reconnect,
+                self._stopping,
+                "reading the index",
+            )
             present: set[str] = set()
             for path, st in walk(root.path):
                 doc_id = root.doc_id(path)
@@ -162,7 +172,13 @@ class FolderWorker:
 
     def _submit(self, events: list[DocumentEvent]) -> None:
         if events:
-            self.report.add(self.sink.process(events))
+            report = until_done(
+                lambda: self.sink.process(events),
+                self.sink.reconnect,
+                self._stopping,
+                f"indexing {len(events)} file events",
+            )
+            self.report.add(report)
 
     def _events_for(self, root: Root, path: Path) -> list[DocumentEvent]:
         """What is at `path` now decides: nothing → deletes; a folder → its files are marked;

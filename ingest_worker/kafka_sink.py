@@ -50,6 +50,9 @@ class KafkaSink:
     def live_documents(self, source: str) -> dict[str, str | None]:
         return self.index.live_documents(source)
 
+    def reconnect(self) -> None:
+        self.index.reconnect()
+
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
         log.warning("dead letter: %s: %s", event.doc_id, error)
         self.publisher.send_raw(

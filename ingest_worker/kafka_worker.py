@@ -14,7 +14,6 @@ are still committed so that lag tools see the group's progress.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -24,16 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import faust
-import psycopg
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from ingest_worker import kafka_events
-from ingest_worker.errors import Retryable
 from ingest_worker.events import DocumentEvent
 from ingest_worker.pipeline import BatchReport, Pipeline
 from ingest_worker.positions import continuation
+from ingest_worker.retrying import until_done
 from ingest_worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,18 +202,12 @@ def _process_until_done(
     When the worker is stopping, give up retrying: the next worker to own the partition
     resumes from the position stored in the index. Also returns the partitions to re-read
     (partition → offset) because the batch skipped ahead of the index."""
-    delay = 0.5
-    while True:
-        try:
-            return _process_continuing(pipeline, events)
-        except (Retryable, psycopg.OperationalError, psycopg.InterfaceError) as e:
-            if stopping.is_set():
-                raise
-            log.warning("batch of %d events failed (%s); retrying in %.1fs", len(events), e, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            with contextlib.suppress(Retryable):  # still away: the next attempt fails again
-                pipeline.store.reconnect()
+    return until_done(
+        lambda: _process_continuing(pipeline, events),
+        pipeline.store.reconnect,
+        stopping,
+        f"batch of {len(events)} events",
+    )
 
 
 def _process_continuing(

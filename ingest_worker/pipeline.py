@@ -19,7 +19,7 @@ from typing import Protocol
 from ingest_worker import metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
-from ingest_worker.errors import ConfigurationError, PoisonInput
+from ingest_worker.errors import ConfigurationError, EmbeddingFailed, PoisonInput
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
 from ingest_worker.parsing import parse
 from ingest_worker.positions import Watermarks
@@ -60,6 +60,10 @@ class EventSink(Protocol):
         ...
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None: ...
+
+    def reconnect(self) -> None:
+        """Replace a broken database connection (raises while the database is away)."""
+        ...
 
 
 @dataclass
@@ -104,9 +108,15 @@ class Pipeline:
                 self.store.record_dead_letter(event, e, watermarks.done(covered))
                 report.dead_letters.append(event)
                 self._report(report, event, Outcome.DEAD_LETTER)
-        vectors, embedded_by = self._vectors_for([c for c, _ in changes], states)
+        vectors, embedded_by, failed = self._vectors_for([c for c, _ in changes], states)
         report.chunks_embedded = len(embedded_by)
         for change, covered in changes:
+            if errors := [failed[c.hash] for c in change.chunks or () if c.hash in failed]:
+                error = EmbeddingFailed(f"the model failed on this document's text: {errors[0]!r}")
+                self.store.record_dead_letter(change.event, error, watermarks.done(covered))
+                report.dead_letters.append(change.event)
+                self._report(report, change.event, Outcome.DEAD_LETTER)
+                continue
             outcome = self._commit(change, vectors, embedded_by, watermarks.done(covered))
             self._report(report, change.event, outcome)
         return report
@@ -116,6 +126,9 @@ class Pipeline:
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
         self.store.record_dead_letter(event, error)
+
+    def reconnect(self) -> None:
+        self.store.reconnect()
 
     def _report(self, report: BatchReport, event: DocumentEvent, outcome: Outcome) -> None:
         report.outcomes[outcome.value] += 1
@@ -155,11 +168,30 @@ class Pipeline:
         metrics.CHUNKS_EMBEDDED.inc(len(texts))
         return vectors
 
+    def _embed_splitting(
+        self, texts: dict[bytes, str]
+    ) -> tuple[dict[bytes, Vector], dict[bytes, Exception]]:
+        """Embed in one call; if the model fails (out of memory, a text it chokes on), embed
+        each half on its own, down to single texts: only a text that fails alone is lost."""
+        try:
+            return dict(zip(texts, self._embed(list(texts.values())), strict=True)), {}
+        except Exception as e:  # torch raises RuntimeError subclasses, MemoryError, ...
+            if len(texts) == 1:
+                log.warning("the model failed on a chunk even alone: %r", e)
+                return {}, {next(iter(texts)): e}
+            log.warning("the model failed on %d chunks (%r); splitting the batch", len(texts), e)
+            items = list(texts.items())
+            half = len(items) // 2
+            first, first_failed = self._embed_splitting(dict(items[:half]))
+            second, second_failed = self._embed_splitting(dict(items[half:]))
+            return {**first, **second}, {**first_failed, **second_failed}
+
     def _vectors_for(
         self, changes: Sequence[DocumentChange], states: dict[DocKey, StoredDocument]
-    ) -> tuple[dict[bytes, Vector], dict[bytes, DocKey]]:
+    ) -> tuple[dict[bytes, Vector], dict[bytes, DocKey], dict[bytes, Exception]]:
         """Vectors for every chunk not already stored with its document: from the cache, or
-        embedded now in one batched call. Also: which document each embedded hash was for."""
+        embedded now in one batched call. Also: which document each embedded hash was for,
+        and the hashes the model failed on."""
         texts: dict[bytes, str] = {}
         owner: dict[bytes, DocKey] = {}
         for change in changes:
@@ -171,12 +203,12 @@ class Pipeline:
                     texts[chunk.hash] = chunk.embed_text
                     owner[chunk.hash] = key
         vectors = self.store.cached_vectors(texts)
-        to_embed = [h for h in texts if h not in vectors]
-        if to_embed:
-            fresh = dict(zip(to_embed, self._embed([texts[h] for h in to_embed]), strict=True))
+        to_embed = {h: t for h, t in texts.items() if h not in vectors}
+        fresh, failed = self._embed_splitting(to_embed) if to_embed else ({}, {})
+        if fresh:
             self.store.cache_vectors(fresh)
             vectors.update(fresh)
-        return vectors, {h: owner[h] for h in to_embed}
+        return vectors, {h: owner[h] for h in fresh}, failed
 
     def _commit(
         self,

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "freshindex_changes"
 POSITIONS_CHANNEL = "freshindex_positions"
+_ACTIVATION_LOCK = 0x66726574  # serialises activate_model (migrations use ...73)
 DocKey = tuple[str, str]  # (tenant, doc_id)
 
 
@@ -87,9 +88,12 @@ class Store:
     def reconnect(self) -> None:
         """Replace a broken connection (the server restarted); raises `Retryable` if the
         server is still away."""
+        from psycopg.conninfo import make_conninfo
+
         from ingest_worker.database import connect
 
-        url = self.conn.info.dsn
+        info = self.conn.info
+        url = make_conninfo(info.dsn, password=info.password) if info.password else info.dsn
         with contextlib.suppress(psycopg.Error):
             self.conn.close()
         self.conn = connect(url)
@@ -99,6 +103,9 @@ class Store:
     def activate_model(self, dimensions: int) -> None:
         """Give chunks.embedding its dimensions and HNSW index on first use; refuse a switch."""
         with self.conn.transaction():
+            # Workers starting together on a new index: one activates, the others then see
+            # its row (FOR UPDATE cannot lock a row that does not exist yet).
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ACTIVATION_LOCK,))
             row = self.conn.execute(
                 "SELECT model, dimensions FROM active_model FOR UPDATE"
             ).fetchone()

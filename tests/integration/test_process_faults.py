@@ -1,0 +1,145 @@
+"""Real processes, real faults: Postgres stopped and restarted under a folder worker, a Kafka
+worker and the API; a folder worker killed with SIGKILL again and again. Nothing is lost,
+nothing stale, and nobody has to restart anything."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from ingest_worker import database
+from ingest_worker.kafka_client import end_offsets, ensure_topic
+from kafka_dev.broker import Broker
+from tests.fix_db import private_data_dir
+from tests.fix_kafka import KafkaSetup
+from tests.fix_services import free_port, wait_until
+from tests.integration.event_script import (
+    applied_everything,
+    final_state,
+    indexed_state,
+    publish_in_background,
+    script,
+)
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[Path, str]]:
+    """A server of this test's own, so that it can be stopped."""
+    data_dir = private_data_dir("freshindex-outage-pg-")
+    url = database.start_embedded(data_dir)
+    yield data_dir, url
+    database.stop_embedded(data_dir)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def files_indexed(url: str) -> dict[str, str]:
+    """doc_id → text of the live folder documents."""
+    try:
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                """SELECT d.doc_id, string_agg(c.text, '\n\n' ORDER BY c.ordinal)
+                   FROM documents d JOIN chunks c USING (tenant, doc_id)
+                   WHERE d.source LIKE 'folder:%%' AND NOT d.deleted GROUP BY d.doc_id"""
+            ).fetchall()
+    except psycopg.Error:  # down, or not migrated yet
+        return {}
+    return dict(rows)
+
+
+def files_on_disk(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in folder.iterdir()}
+
+
+def write(folder: Path, rng: random.Random, count: int) -> None:
+    """Create, edit and delete some files."""
+    for _ in range(count):
+        path = folder / f"note-{rng.randrange(40):02d}.txt"
+        if path.exists() and rng.random() < 0.2:
+            path.unlink()
+        else:
+            path.write_text(f"Note {path.stem} says {rng.random():.6f} about the harbour.")
+
+
+def test_a_database_restart_is_ridden_out_by_workers_and_api(
+    own_postgres: tuple[Path, str], kafka_broker: Broker, tmp_path: Path
+) -> None:
+    data_dir, url = own_postgres
+    setup = KafkaSetup(kafka_broker, url, "outage-docs", "outage-group", tmp_path)
+    ensure_topic(setup.settings, setup.topic)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    rng = random.Random(5)
+    write(folder, rng, 20)
+    port = free_port()
+    setup.spawn("worker", "folder", str(folder), name="folder")
+    setup.spawn(name="kafka")
+    setup.spawn("api", "--port", str(port), name="api")
+    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    wait_until(lambda: files_indexed(url) == files_on_disk(folder), 120, "the first files")
+    events = script(documents=60, events=500, seed=3)
+    publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, events, 20)
+    time.sleep(3)
+
+    database.stop_embedded(data_dir)
+    wait_until(lambda: _status(api, "/readyz") == 503, 30, "readyz to report the outage")
+    down = api.post("/v1/search", json={"query": "harbour"})
+    assert down.status_code == 503 and down.headers["Retry-After"]
+    write(folder, rng, 15)  # the folder worker sees these while the database is away
+    time.sleep(5)
+    database.start_embedded(data_dir)
+
+    publisher.join()
+    wait_until(
+        lambda: applied_everything(url, setup.topic, end_offsets(setup.settings, setup.topic)),
+        180,
+        "every Kafka event to be applied",
+    )
+    kafka_docs = {d: s for d, s in indexed_state(url).items() if d.startswith("doc-")}
+    assert kafka_docs == final_state(events)
+    wait_until(lambda: files_indexed(url) == files_on_disk(folder), 60, "the files written")
+    assert _status(api, "/readyz") == 200
+    assert api.post("/v1/search", json={"query": "harbour"}).status_code == 200
+    assert all(p.poll() is None for p in setup.processes), "a process died"
+    logs = setup.log_text("folder") + setup.log_text("kafka")
+    assert "retrying" in logs  # they did meet the outage
+    for process in setup.processes:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0
+
+
+def test_a_folder_worker_killed_again_and_again_loses_nothing(
+    db_url: str, kafka_broker: Broker, tmp_path: Path
+) -> None:
+    setup = KafkaSetup(kafka_broker, db_url, "unused", "unused", tmp_path)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    rng = random.Random(11)
+    write(folder, rng, 30)
+    env_folder = str(folder)
+    for _ in range(10):
+        worker = setup.spawn("worker", "folder", env_folder, name="folder")
+        # Loading the model takes ~8 s here: kills land before, during and after indexing.
+        deadline = time.monotonic() + rng.uniform(6.0, 14.0)
+        while time.monotonic() < deadline:
+            write(folder, rng, rng.randint(0, 3))
+            time.sleep(rng.uniform(0.1, 1.0))
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        write(folder, rng, rng.randint(0, 4))  # changes while no worker runs
+    setup.spawn("worker", "folder", env_folder, name="folder")
+    wait_until(lambda: files_indexed(db_url) == files_on_disk(folder), 120, "the final state")
+
+
+def _status(api: httpx.Client, path: str) -> int:
+    try:
+        return api.get(path).status_code
+    except httpx.HTTPError:
+        return 0
