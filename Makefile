@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean kafka-up kafka-down
+.PHONY: install run test test-long lint format bench clean kafka-up kafka-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ format: install
 
 test: lint  ## unit + integration tests (real Postgres+pgvector, model, files, HTTP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-long: lint  ## the long variants of the randomized and fuzz tests
+	FRESHINDEX_CHECK_SEQUENCES=2000 FRESHINDEX_FUZZ_EXAMPLES=20000 \
+	FRESHINDEX_ATHERIS_RUNS=300000 $(BIN)/pytest --timeout=3600 $(PYTEST_ARGS) \
+	tests/integration/test_model_check.py tests/unit/test_hostile_input.py
 
 bench: install
 	$(PY) -m bench.folder_ingest

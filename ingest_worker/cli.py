@@ -271,6 +271,7 @@ def _serve(settings: Settings, url: str, stop: threading.Event) -> None:
         load_model=lambda name: SentenceTransformerEmbedder(
             name, batch_size=settings.embed_batch_size
         ),
+        read_database_url=settings.read_database_url,
         require_keys=api_keys.required(settings.api_keys, settings.host),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

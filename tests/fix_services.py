@@ -106,11 +106,17 @@ def serve_api(
     latest_offsets: LatestOffsets | None = None,
     load_model: Callable[[str], Embedder] | None = None,
     require_keys: bool = False,
+    read_database_url: str | None = None,
 ) -> Iterator[httpx.Client]:
     """The real app on a real socket; yields a client with its base URL."""
     port = free_port()
     app = create_app(
-        db_url, lambda: embedder, latest_offsets, load_model, require_keys=require_keys
+        db_url,
+        lambda: embedder,
+        latest_offsets,
+        load_model,
+        require_keys=require_keys,
+        read_database_url=read_database_url,
     )
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)

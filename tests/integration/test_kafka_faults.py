@@ -50,9 +50,11 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     events = script(documents=200, events=2000, seed=7)
     rng = random.Random(7)
     kafka_setup.spawn()
-    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 30)
+    # Published over ~10 restarts (each loads the model for ~9 s), so every kill lands
+    # while events are still arriving.
+    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 110)
     kills = 0
-    while kills < 3:
+    while kills < 10:
         before = applied(api)
         wait_until(lambda b=before: applied(api) > b, 120, "the worker to make progress")
         time.sleep(rng.uniform(0.2, 2.0))

@@ -143,3 +143,32 @@ def _status(api: httpx.Client, path: str) -> int:
         return api.get(path).status_code
     except httpx.HTTPError:
         return 0
+
+
+def test_a_broker_restart_mid_stream_loses_nothing(db_url: str, tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "kafka").start()  # its own: the shared one must stay up
+    try:
+        setup = KafkaSetup(broker, db_url, "restart-docs", "restart-group", tmp_path)
+        ensure_topic(setup.settings, setup.topic)
+        worker = setup.spawn(name="kafka")
+        events = script(documents=80, events=600, seed=13)
+        publisher = publish_in_background(broker.bootstrap, setup.topic, events, 20)
+        wait_until(lambda: applied_everything(db_url, setup.topic, {0: 1}), 90, "progress")
+        time.sleep(2)
+        broker.kill()  # SIGKILL: no clean shutdown of the broker either
+        time.sleep(5)
+        broker.start()
+        publisher.join()
+        wait_until(
+            lambda: applied_everything(
+                db_url, setup.topic, end_offsets(setup.settings, setup.topic)
+            ),
+            180,
+            "every event to be applied after the restart",
+        )
+        assert indexed_state(db_url) == final_state(events)
+        assert worker.poll() is None, setup.log_text("kafka")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+    finally:
+        broker.stop()
