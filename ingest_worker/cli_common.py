@@ -22,7 +22,7 @@ def serve_worker_metrics(settings: Settings) -> None:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
 
 
 def stop_on_sigterm(stop: threading.Event) -> None:

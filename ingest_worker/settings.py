@@ -88,7 +88,11 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=65535,
-        description="Workers serve Prometheus metrics on 127.0.0.1:<port>; 0 = off.",
+        description="Workers serve Prometheus metrics on <metrics_host>:<port>; 0 = off.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Where workers' metrics listen; 0.0.0.0 in a container, for probes.",
     )
     worker_web_port: int = Field(
         default=0, ge=0, le=65535, description="faust's web server port (127.0.0.1); 0 = off."
