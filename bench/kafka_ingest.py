@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,22 @@ def worker_env(url: str, broker: Broker, topic: str) -> dict[str, str]:
     }
 
 
+# More measurements on the same run, while its workers are still up: (producer, settings,
+# database URL) → more result fields.
+Then = Callable[[KafkaProducer, Settings, str], dict[str, Any]]
+
+
 def bulk(
-    workers: int, files: list[Path], broker: Broker, server_url: str, work: Path
+    workers: int,
+    files: list[Path],
+    broker: Broker,
+    server_url: str,
+    work: Path,
+    *,
+    topic: str | None = None,
+    then: Then | None = None,
 ) -> dict[str, Any]:
-    topic = f"bulk{workers}"
+    topic = topic or f"bulk{workers}"
     url = fresh_database(work, topic, server_url)
     env = worker_env(url, broker, topic)
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
@@ -127,16 +140,18 @@ def bulk(
     wait(lambda: applied_all(url, topic, ends))
     seconds = time.perf_counter() - started
     chunks = counter(url, "chunks_embedded_total") - embedded_before
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
-    producer.close()
-    return {
+    result = {
         "workers": workers,
         "chunks": chunks,
         "seconds": round(seconds, 1),
         "chunks_per_s": round(chunks / seconds, 2),
+        **(then(producer, settings, url) if then else {}),
     }
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    producer.close()
+    return result
 
 
 def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import signal
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +19,10 @@ from kafka import KafkaProducer
 
 from bench.corpus import postgres_manual, save_result
 from bench.folder_ingest import bare_model, percentile, pipeline_chunks
-from bench.kafka_ingest import applied_all, counter, fresh_database, start_workers, wait, worker_env
+from bench.kafka_ingest import applied_all, bulk, wait
 from ingest_worker import database, kafka_events
 from ingest_worker.embedding import SentenceTransformerEmbedder
-from ingest_worker.kafka_client import end_offsets, ensure_topic
+from ingest_worker.kafka_client import end_offsets
 from ingest_worker.settings import Settings
 from kafka_dev.broker import Broker
 
@@ -32,34 +30,9 @@ PARTITIONS = 8
 ORDER_DOCS, ORDER_EDITS = 200, 5
 
 
-def run(
-    workers: int, files: list[Path], broker: Broker, server_url: str, work: Path
-) -> dict[str, Any]:
-    topic = f"scale{workers}"
-    url = fresh_database(work, topic, server_url)
-    settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
-    ensure_topic(settings, topic, PARTITIONS)
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=20,
-                             max_request_size=8 * 1024 * 1024)  # fmt: skip
-    processes = start_workers(workers, worker_env(url, broker, topic), work)
-    for p in range(PARTITIONS):  # settle: every partition assigned and consumed once
-        key, value = kafka_events.encode(f"warmup-{p}", text="warm up", content_type="text/plain")
-        producer.send(topic, key=key, value=value, partition=p)
-    producer.flush()
-    wait(lambda: applied_all(url, topic, end_offsets(settings, topic)))
-
-    embedded_before = counter(url, "chunks_embedded_total")
-    started = time.perf_counter()
-    for path in files:
-        key, value = kafka_events.encode(
-            path.name, content=path.read_bytes(), content_type="text/html"
-        )
-        producer.send(topic, key=key, value=value)
-    producer.flush()
-    ends = end_offsets(settings, topic)
-    wait(lambda: applied_all(url, topic, ends))
-    seconds = time.perf_counter() - started
-    chunks = counter(url, "chunks_embedded_total") - embedded_before
+def drain_and_order(producer: KafkaProducer, settings: Settings, url: str) -> dict[str, Any]:
+    """After the burst: its per-document freshness, then the order check."""
+    topic = settings.kafka_topic
     with psycopg.connect(url) as conn:
         ages = [
             float(r[0]) for r in conn.execute(
@@ -67,16 +40,15 @@ def run(
                 "WHERE doc_id LIKE '%%.html' AND event_time IS NOT NULL"
             )
         ]  # fmt: skip
-
-    # Order: versionless edits interleaved across documents; the last sent must win.
-    rng = random.Random(workers)
+    # Versionless edits interleaved across documents: the last one sent must win.
+    rng = random.Random(len(ages))
     last: dict[str, str] = {}
-    edits = [(d, e) for e in range(ORDER_EDITS) for d in range(ORDER_DOCS)]
-    for d, e in edits:
-        doc_id, text = f"order-{d:03d}", f"Order check {d} edit {e} {rng.random():.6f}."
-        key, value = kafka_events.encode(doc_id, text=text, content_type="text/plain")
-        producer.send(topic, key=key, value=value)
-        last[doc_id] = text
+    for e in range(ORDER_EDITS):
+        for d in range(ORDER_DOCS):
+            doc_id, text = f"order-{d:03d}", f"Order check {d} edit {e} {rng.random():.6f}."
+            key, value = kafka_events.encode(doc_id, text=text, content_type="text/plain")
+            producer.send(topic, key=key, value=value)
+            last[doc_id] = text
     producer.flush()
     wait(lambda: applied_all(url, topic, end_offsets(settings, topic)))
     with psycopg.connect(url) as conn:
@@ -85,22 +57,12 @@ def run(
             "WHERE doc_id LIKE 'order-%%' GROUP BY 1"
         ).fetchall()
     indexed = dict(rows)
-    out_of_order = sum(1 for doc_id, text in last.items() if indexed.get(doc_id) != text)
-
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
-    producer.close()
     return {
-        "workers": workers,
-        "chunks": chunks,
-        "seconds": round(seconds, 1),
-        "chunks_per_s": round(chunks / seconds, 2),
         "burst_freshness_ms_p50": round(percentile(ages, 50)),
         "burst_freshness_ms_p99": round(percentile(ages, 99)),
         "order_documents": ORDER_DOCS,
         "order_edits_each": ORDER_EDITS,
-        "documents_out_of_order": out_of_order,
+        "documents_out_of_order": sum(1 for d, text in last.items() if indexed.get(d) != text),
     }
 
 
@@ -118,7 +80,10 @@ def main() -> None:
         embedder.embed(["warm up"] * 32)
         bare = bare_model(embedder, pipeline_chunks(files, embedder))
         del embedder
-        runs = [run(n, files, broker, server_url, work) for n in args.workers]
+        runs = [
+            bulk(n, files, broker, server_url, work, topic=f"scale{n}", then=drain_and_order)
+            for n in args.workers
+        ]
     finally:
         broker.stop()
     save_result(

@@ -54,29 +54,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["embedder"] = embedder_factory()
-        pool = psycopg_pool.ConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=8,
-            open=False,
-            timeout=5.0,
-            kwargs={"autocommit": True},
-            configure=register_vector,
-        )
-        pool.open(wait=False)
+        pool = _open_pool(database_url)
         state["pool"] = app.state.pool = pool
-        state["read_pool"] = pool
-        if read_database_url:
-            state["read_pool"] = psycopg_pool.ConnectionPool(
-                read_database_url,
-                min_size=1,
-                max_size=8,
-                open=False,
-                timeout=5.0,
-                kwargs={"autocommit": True},
-                configure=register_vector,
-            )
-            state["read_pool"].open(wait=False)
+        state["read_pool"] = _open_pool(read_database_url) if read_database_url else pool
         listener.start()
         try:
             yield
@@ -225,3 +205,18 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     return app
+
+
+def _open_pool(url: str) -> psycopg_pool.ConnectionPool[Any]:
+    """Opened in the background: the API starts (and /readyz says why) while Postgres is away."""
+    pool = psycopg_pool.ConnectionPool(
+        url,
+        min_size=1,
+        max_size=8,
+        open=False,
+        timeout=5.0,
+        kwargs={"autocommit": True},
+        configure=register_vector,
+    )
+    pool.open(wait=False)
+    return pool
