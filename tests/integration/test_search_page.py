@@ -11,8 +11,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from tests.fix_services import RunningWorker
-from tests.integration.helpers import write
+from ingest_worker import api_keys
+from ingest_worker.database import connect
+from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.pipeline import Pipeline
+from tests.fix_services import RunningWorker, serve_api
+from tests.integration.helpers import upsert, write
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -48,6 +52,7 @@ def test_a_dropped_file_appears_live_in_feed_and_results(
     page = browser.new_page(viewport={"width": 1200, "height": 800})
     page.goto(str(api.base_url))
     expect(page.locator("[data-stat=documents]")).to_have_text("1", timeout=20_000)
+    expect(page.locator("#key-form")).to_be_hidden()  # this API requires no key
 
     page.keyboard.type("penguins in antarctica")  # the search box has focus
     page.keyboard.press("Enter")
@@ -68,3 +73,23 @@ def test_a_dropped_file_appears_live_in_feed_and_results(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "search-page.png"), full_page=True)
     page.close()
+
+
+def test_the_page_asks_for_a_key_when_the_api_requires_one(
+    browser: Browser, db_url: str, embedder: SentenceTransformerEmbedder, pipeline: Pipeline
+) -> None:
+    pipeline.process([upsert("owls.md", "Owls hunt at night.", tenant="zoo")])
+    with connect(db_url) as conn:
+        key, _ = api_keys.create(conn, "zoo", "browser")
+    with serve_api(db_url, embedder, require_keys=True) as api:
+        page = browser.new_page()
+        page.goto(str(api.base_url))
+        expect(page.locator("#key-form")).to_be_visible(timeout=10_000)  # 401 → asks
+        page.locator("#api-key").fill(key)
+        page.locator("#api-key").press("Enter")  # stored, then the page reloads with it
+        expect(page.locator("#key-form")).to_be_hidden(timeout=10_000)
+        page.locator("#query").fill("night hunters")
+        page.locator("#query").press("Enter")
+        expect(page.locator("#results li").first).to_contain_text("owls.md", timeout=20_000)
+        expect(page.locator("[data-stat=documents]")).to_have_text("needs an admin key")
+        page.close()
