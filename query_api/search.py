@@ -33,7 +33,7 @@ def answer(
     `read_pool` (a streaming replica; default the primary) once it has replayed that far."""
     started = time.perf_counter()
     deadline = time.monotonic() + request.wait_timeout_ms / 1000
-    missing = wait_for(request, pool, listener)
+    missing = wait_for(request, pool, listener, deadline)
     read_pool = read_pool or pool
     replica_behind = (
         request.wait_for
@@ -99,13 +99,15 @@ def _rank(
 
 
 def wait_for(
-    request: SearchRequest, pool: psycopg_pool.ConnectionPool[Any], listener: ChangeListener
+    request: SearchRequest,
+    pool: psycopg_pool.ConnectionPool[Any],
+    listener: ChangeListener,
+    deadline: float,
 ) -> list[Any]:
-    """What is still missing when everything awaited is applied (nothing) or at the timeout.
-    Re-checks only when Postgres notifies a commit."""
+    """What is still missing when everything awaited is applied (nothing) or at `deadline`
+    (time.monotonic). Re-checks only when Postgres notifies a commit."""
     if not request.wait_for:
         return []
-    deadline = time.monotonic() + request.wait_timeout_ms / 1000
     while True:
         generation = listener.generation  # before the check: no notification slips between
         with pool.connection() as conn:
