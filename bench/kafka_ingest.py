@@ -20,7 +20,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,19 @@ from ingest_worker.store import applied_positions
 from kafka_dev.broker import Broker
 
 FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
+PARTITIONS = 8
+
+
+@contextmanager
+def kafka_bench(prefix: str, file_count: int) -> Iterator[tuple[Path, list[Path], Broker, str]]:
+    """(work folder, the manual's first HTML files, a running broker, the embedded server)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    files = sorted(postgres_manual().glob("*.html"))[:file_count]
+    broker = Broker(work / "kafka").start()
+    try:
+        yield work, files, broker, database.start_embedded(work / "pg")
+    finally:
+        broker.stop()
 
 
 def fresh_database(work: Path, name: str, server_url: str) -> str:
@@ -89,7 +103,7 @@ def worker_env(url: str, broker: Broker, topic: str) -> dict[str, str]:
         "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "FRESHINDEX_KAFKA_TOPIC": topic,
         "FRESHINDEX_KAFKA_GROUP_ID": topic,
-        "FRESHINDEX_KAFKA_PARTITIONS": "8",
+        "FRESHINDEX_KAFKA_PARTITIONS": str(PARTITIONS),
         "FRESHINDEX_KAFKA_SESSION_TIMEOUT_S": "6",
         "FRESHINDEX_LOG_LEVEL": "WARNING",
     }
@@ -114,7 +128,7 @@ def bulk(
     url = fresh_database(work, topic, server_url)
     env = worker_env(url, broker, topic)
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
-    ensure_topic(settings, topic, 8)
+    ensure_topic(settings, topic, PARTITIONS)
     producer = KafkaProducer(
         bootstrap_servers=broker.bootstrap,
         acks="all",
@@ -122,7 +136,7 @@ def bulk(
         max_request_size=8 * 1024 * 1024,
     )
     processes = start_workers(workers, env, work)
-    for p in range(8):  # settle: every partition assigned and consumed once
+    for p in range(PARTITIONS):  # settle: every partition assigned and consumed once
         key, value = kafka_events.encode(f"warmup-{p}", text="warm up", content_type="text/plain")
         producer.send(topic, key=key, value=value, partition=p)
     producer.flush()
@@ -158,7 +172,7 @@ def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[
     topic = "fresh"
     url = fresh_database(work, topic, server_url)
     env = worker_env(url, broker, topic)
-    ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, 8)
+    ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, PARTITIONS)
     processes = start_workers(1, env, work)
     server = serve(url, SentenceTransformerEmbedder(), 8766)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
@@ -214,11 +228,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--probes", type=int, default=100)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="freshindex-kbench-"))
-    files = sorted(postgres_manual().glob("*.html"))[: args.files]
-    broker = Broker(work / "kafka").start()
-    server_url = database.start_embedded(work / "pg")
-    try:
+    with kafka_bench("freshindex-kbench-", args.files) as (work, files, broker, server_url):
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm up"] * 32)
         texts = pipeline_chunks(files, embedder)
@@ -228,8 +238,6 @@ def main() -> None:
         bare_after = bare_model(embedder, texts)
         del embedder
         fresh = freshness(args.probes, broker, server_url, work)
-    finally:
-        broker.stop()
     bare = (bare_before + bare_after) / 2
     result = {
         "corpus": f"postgresql-doc-15 HTML, first {len(files)} files, as Kafka events",

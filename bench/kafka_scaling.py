@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import argparse
 import random
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import psycopg
 from kafka import KafkaProducer
 
-from bench.corpus import postgres_manual, save_result
+from bench.corpus import save_result
 from bench.folder_ingest import bare_model, percentile, pipeline_chunks
-from bench.kafka_ingest import applied_all, bulk, wait
-from ingest_worker import database, kafka_events
+from bench.kafka_ingest import PARTITIONS, applied_all, bulk, kafka_bench, wait
+from ingest_worker import kafka_events
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.kafka_client import end_offsets
 from ingest_worker.settings import Settings
-from kafka_dev.broker import Broker
 
-PARTITIONS = 8
 ORDER_DOCS, ORDER_EDITS = 200, 5
 
 
@@ -71,11 +67,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="freshindex-scale-"))
-    files = sorted(postgres_manual().glob("*.html"))[: args.files]
-    broker = Broker(work / "kafka").start()
-    server_url = database.start_embedded(work / "pg")
-    try:
+    with kafka_bench("freshindex-scale-", args.files) as (work, files, broker, server_url):
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm up"] * 32)
         bare = bare_model(embedder, pipeline_chunks(files, embedder))
@@ -84,8 +76,6 @@ def main() -> None:
             bulk(n, files, broker, server_url, work, topic=f"scale{n}", then=drain_and_order)
             for n in args.workers
         ]
-    finally:
-        broker.stop()
     save_result(
         "kafka_scaling",
         {
