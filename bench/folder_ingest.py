@@ -27,10 +27,10 @@ from ingest_worker import database, migrations
 from ingest_worker.chunking import split
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.errors import PoisonInput
-from ingest_worker.folder_paths import make_roots
-from ingest_worker.folder_source import FolderWorker
 from ingest_worker.parsing import parse
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.folder.paths import make_roots
+from ingest_worker.sources.folder.watcher import FolderWorker
 from ingest_worker.store import Store
 from query_api.app import create_app
 

@@ -18,10 +18,10 @@ from kafka import KafkaProducer
 from bench.corpus import save_result
 from bench.folder_ingest import bare_model, percentile, pipeline_chunks
 from bench.kafka_ingest import PARTITIONS, applied_all, bulk, kafka_bench, wait
-from ingest_worker import kafka_events
 from ingest_worker.embedding import SentenceTransformerEmbedder
-from ingest_worker.kafka_client import end_offsets
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka import events as kafka_events
+from ingest_worker.sources.kafka.client import end_offsets
 
 ORDER_DOCS, ORDER_EDITS = 200, 5
 

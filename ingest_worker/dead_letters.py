@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ingest_worker import kafka_events
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import BatchReport, Pipeline
+from ingest_worker.sources.kafka import events as kafka_events
 
 _COLUMNS = (
     "id, source, tenant, doc_id, version, partition, position, reason, error_class, created_at"

@@ -9,12 +9,13 @@ from collections.abc import Mapping
 
 import faust
 
-from ingest_worker import kafka_events, runtime
+from ingest_worker import runtime
 from ingest_worker.database import connect
 from ingest_worker.events import DocumentEvent
-from ingest_worker.kafka_client import Publisher, ensure_topic
-from ingest_worker.kafka_worker import build_app
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka import events as kafka_events
+from ingest_worker.sources.kafka.client import Publisher, ensure_topic
+from ingest_worker.sources.kafka.worker import build_app
 from ingest_worker.store import start_positions
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest_worker.kafka_client import Publisher, ensure_topic
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka.client import Publisher, ensure_topic
 from kafka_dev.broker import Broker
 
 FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))

@@ -18,9 +18,9 @@ import uvicorn
 
 from ingest_worker import database
 from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
-from ingest_worker.folder_paths import make_roots
-from ingest_worker.folder_source import FolderWorker
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.folder.paths import make_roots
+from ingest_worker.sources.folder.watcher import FolderWorker
 from ingest_worker.store import Store
 from query_api.app import create_app
 from query_api.lag import LatestOffsets

@@ -10,9 +10,9 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from ingest_worker import kafka_events
     from ingest_worker.errors import PoisonInput
     from ingest_worker.parsing import parse
+    from ingest_worker.sources.kafka import events as kafka_events
 
 CONTENT_TYPES = ["text/plain", "text/markdown", "text/html", "application/pdf", None]
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import psycopg
 from kafka import KafkaProducer
 
-from ingest_worker import kafka_events
 from ingest_worker.positions import caught_up
+from ingest_worker.sources.kafka import events as kafka_events
 from ingest_worker.store import applied_positions
 
 WORDS = (

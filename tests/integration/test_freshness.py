@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from ingest_worker.embedding import SentenceTransformerEmbedder
-from ingest_worker.kafka_client import end_offsets
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.kafka.client import end_offsets
 from tests.fix_kafka import FRESHINDEX, KafkaSetup
 from tests.fix_services import RunningWorker, serve_api, wait_until
 from tests.integration.helpers import document, upsert, write

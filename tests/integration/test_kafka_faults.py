@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from ingest_worker.kafka_client import end_offsets
+from ingest_worker.sources.kafka.client import end_offsets
 from tests.fix_kafka import KafkaSetup
 from tests.fix_services import wait_until
 from tests.integration.event_script import (

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from ingest_worker.events import DocumentEvent, SourcePosition
-from ingest_worker.kafka_worker import _process_until_done
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.kafka.worker import _process_until_done
 from ingest_worker.store import Store, start_positions
 from tests.integration.helpers import upsert
 

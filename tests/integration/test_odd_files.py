@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest_worker.folder_paths import make_roots
-from ingest_worker.folder_source import FolderWorker
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.folder.paths import make_roots
+from ingest_worker.sources.folder.watcher import FolderWorker
 from ingest_worker.store import Store
 
 NAMES = [

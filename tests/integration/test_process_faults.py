@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingest_worker import database
-from ingest_worker.kafka_client import end_offsets, ensure_topic
+from ingest_worker.sources.kafka.client import end_offsets, ensure_topic
 from kafka_dev.broker import Broker
 from tests.fix_db import private_data_dir
 from tests.fix_kafka import KafkaSetup

@@ -6,9 +6,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ingest_worker.debouncing import Debouncer
 from ingest_worker.errors import ConfigurationError
-from ingest_worker.folder_paths import is_ignored, is_under, make_roots
+from ingest_worker.sources.folder.debouncing import Debouncer
+from ingest_worker.sources.folder.paths import is_ignored, is_under, make_roots
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest_worker import kafka_events
 from ingest_worker.errors import PoisonInput
 from ingest_worker.parsing import parse
+from ingest_worker.sources.kafka import events as kafka_events
 from tests.pdf_factory import encrypt_pdf, make_pdf
 
 EXAMPLES = int(os.environ.get("FRESHINDEX_FUZZ_EXAMPLES", "400"))

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from ingest_worker.cli_common import serve_worker_metrics, settings_from, stop_on_sigterm
-from ingest_worker.cli_dead_letters import dead_app
-from ingest_worker.cli_keys import keys_app
+from ingest_worker.cli.common import serve_worker_metrics, settings_from, stop_on_sigterm
+from ingest_worker.cli.dead_letters import dead_app
+from ingest_worker.cli.keys import keys_app
 from ingest_worker.errors import FreshindexError
 from ingest_worker.pipeline import EventSink
 from ingest_worker.settings import Settings
@@ -94,8 +94,8 @@ def _run_folder_worker(
     publish_to_kafka: bool = False,
 ) -> None:
     from ingest_worker import runtime
-    from ingest_worker.folder_paths import make_roots
-    from ingest_worker.folder_source import FolderWorker
+    from ingest_worker.sources.folder.paths import make_roots
+    from ingest_worker.sources.folder.watcher import FolderWorker
 
     try:
         roots = make_roots(folders)
@@ -120,8 +120,8 @@ def _run_folder_worker(
 
 def _kafka_sink(settings: Settings, url: str) -> EventSink:
     from ingest_worker.database import connect
-    from ingest_worker.kafka_client import Publisher
-    from ingest_worker.kafka_sink import KafkaSink
+    from ingest_worker.sources.kafka.client import Publisher
+    from ingest_worker.sources.kafka.sink import KafkaSink
     from ingest_worker.store import Store
 
     return KafkaSink(Publisher(settings), Store(connect(url), settings.model), settings.dlq_topic)
@@ -209,9 +209,9 @@ def publish(
 
     Files in a folder get the doc_id of their path relative to it, as the folder worker
     gives them."""
-    from ingest_worker.folder_paths import make_roots
-    from ingest_worker.folder_source import walk
-    from ingest_worker.kafka_client import Publisher, metadata_pairs
+    from ingest_worker.sources.folder.paths import make_roots
+    from ingest_worker.sources.folder.watcher import walk
+    from ingest_worker.sources.kafka.client import Publisher, metadata_pairs
 
     settings = settings_from(
         kafka_topic=topic, kafka_bootstrap_servers=bootstrap_servers, log_level="WARNING"
@@ -418,7 +418,7 @@ def status() -> None:
 
 def _latest_offsets(settings: Settings) -> Callable[[str], Mapping[int, int]]:
     def latest(topic: str) -> Mapping[int, int]:
-        from ingest_worker.kafka_client import end_offsets
+        from ingest_worker.sources.kafka.client import end_offsets
 
         return end_offsets(settings, topic)
 

@@ -14,10 +14,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from ingest_worker import kafka_events
 from ingest_worker.errors import Retryable
 from ingest_worker.parsing import detect_content_type
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka import events as kafka_events
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest_worker.events import DocumentEvent, Op
-from ingest_worker.kafka_client import Publisher, guess_type
 from ingest_worker.pipeline import BatchReport
+from ingest_worker.sources.kafka.client import Publisher, guess_type
 from ingest_worker.store import Outcome, Store
 
 log = logging.getLogger(__name__)

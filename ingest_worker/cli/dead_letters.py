@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ingest_worker.cli_common import database_url, settings_from
+from ingest_worker.cli.common import database_url, settings_from
 
 dead_app = typer.Typer(
     help="Events that could not be indexed, with their reasons.", no_args_is_help=True

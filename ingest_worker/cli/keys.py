@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ingest_worker.cli_common import database_url
+from ingest_worker.cli.common import database_url
 
 keys_app = typer.Typer(
     help="API keys for the HTTP API. Keys are required when the API listens beyond loopback "

@@ -27,12 +27,12 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from ingest_worker import kafka_events
 from ingest_worker.events import DocumentEvent
 from ingest_worker.pipeline import BatchReport, Pipeline
 from ingest_worker.positions import continuation
 from ingest_worker.retrying import until_done
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka import events as kafka_events
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Where document events come from: a watched folder, or a Kafka topic."""

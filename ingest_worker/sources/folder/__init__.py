@@ -1,0 +1,1 @@
+"""The watched-folder source: watchdog events and reconciling scans → document events."""
