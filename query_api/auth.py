@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ingest_worker import api_keys
 from ingest_worker.api_keys import OPEN, Caller
 from query_api.models import SearchRequest, WaitForDocument
+from query_api.state import state_of
 
 DEFAULT_TENANT = "default"
 _bearer = HTTPBearer(auto_error=False, description="An API key: `freshindex keys create`.")
@@ -27,9 +28,10 @@ def authenticate(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_query_key)],
 ) -> Caller:
-    """The caller a request's key stands for (everyone is OPEN when keys are not required:
-    `app.state.require_keys`; keys are looked up through `app.state.pool`)."""
-    if not request.app.state.require_keys:
+    """The caller a request's key stands for (everyone is OPEN when keys are not required;
+    keys are looked up on the primary)."""
+    state = state_of(request)
+    if not state.require_keys:
         return OPEN
     secret = credentials.credentials if credentials else api_key
     if not secret:
@@ -37,7 +39,7 @@ def authenticate(
             "this API requires a key: send `Authorization: Bearer <key>` (an operator "
             "creates one with `freshindex keys create --tenant NAME`)"
         )
-    with request.app.state.pool.connection() as conn:
+    with state.pool.connection() as conn:
         caller = api_keys.caller_for(conn, secret)
     if caller is None:
         raise _unauthorized("unknown or revoked API key")
