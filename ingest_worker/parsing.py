@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -108,6 +108,29 @@ def _paragraphs(text: str) -> Iterator[str]:
             yield paragraph
 
 
+class _Headings:
+    """The headings above the current line: a stack by level, shared by the Markdown and
+    HTML parsers."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, str]] = []
+
+    def push(self, level: int, title: str) -> None:
+        """A heading of `level` closes the sections of its level and below."""
+        while self._stack and self._stack[-1][0] >= level:
+            self._stack.pop()
+        self._stack.append((level, title))
+
+    def path(self) -> tuple[str, ...]:
+        return tuple(title for _, title in self._stack)
+
+    def title(self, blocks: Sequence[Block]) -> str | None:
+        """The document's title: the top heading of its first block under one, else the
+        outermost heading still open at the end."""
+        first = next((b.heading_path[0] for b in blocks if b.heading_path), None)
+        return first or (self._stack[0][1] if self._stack else None)
+
+
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
@@ -115,25 +138,20 @@ _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
 def _parse_markdown(text: str) -> ParsedDocument:
     """Headings (ATX and setext) set the path; fenced code stays one block."""
-    headings: list[tuple[int, str]] = []
+    headings = _Headings()
     blocks: list[Block] = []
     buffer: list[str] = []
     fence: str | None = None
-
-    def path() -> tuple[str, ...]:
-        return tuple(title for _, title in headings)
 
     def flush() -> None:
         paragraph = "\n".join(buffer).strip()
         buffer.clear()
         if paragraph:
-            blocks.append(Block(path(), paragraph))
+            blocks.append(Block(headings.path(), paragraph))
 
     def push_heading(level: int, title: str) -> None:
         flush()
-        while headings and headings[-1][0] >= level:
-            headings.pop()
-        headings.append((level, title.strip()))
+        headings.push(level, title.strip())
 
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         if fence is not None:
@@ -156,10 +174,7 @@ def _parse_markdown(text: str) -> ParsedDocument:
         else:
             flush()
     flush()
-    first_heading = next((b.heading_path[0] for b in blocks if b.heading_path), None)
-    return ParsedDocument(
-        title=first_heading or (headings[0][1] if headings else None), blocks=tuple(blocks)
-    )
+    return ParsedDocument(title=headings.title(blocks), blocks=tuple(blocks))
 
 
 _HTML_DROP = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
@@ -215,7 +230,7 @@ def _parse_html(content: bytes) -> ParsedDocument:
     for tag in [*soup.find_all(_HTML_DROP), *soup.select(_HTML_NAVIGATION)]:
         tag.decompose()
 
-    headings: list[tuple[int, str]] = []
+    headings = _Headings()
     blocks: list[Block] = []
     buffer: list[str] = []
     owner: Tag | None = None
@@ -229,11 +244,9 @@ def _parse_html(content: bytes) -> ParsedDocument:
             return
         level = _HTML_HEADINGS.get(owner.name)
         if level is None:
-            blocks.append(Block(tuple(t for _, t in headings), text))
-            return
-        while headings and headings[-1][0] >= level:
-            headings.pop()
-        headings.append((level, " ".join(text.split())))
+            blocks.append(Block(headings.path(), text))
+        else:
+            headings.push(level, " ".join(text.split()))
 
     for node in soup.descendants:
         if type(node) is not NavigableString:  # tags, comments, CData, doctype, ...
@@ -253,10 +266,7 @@ def _parse_html(content: bytes) -> ParsedDocument:
         in_pre = any(p.name == "pre" for p in parents)
         buffer.append(str(node) if in_pre else re.sub(r"\s+", " ", str(node)))
     flush()
-    if not title:
-        first = next((b.heading_path[0] for b in blocks if b.heading_path), None)
-        title = first or (headings[0][1] if headings else None)
-    return ParsedDocument(title=title or None, blocks=tuple(blocks))
+    return ParsedDocument(title=title or headings.title(blocks) or None, blocks=tuple(blocks))
 
 
 def _parse_pdf(content: bytes) -> ParsedDocument:
