@@ -52,8 +52,3 @@ def plan(new: Sequence[Chunk], stored: Sequence[StoredChunk]) -> ChunkPlan:
             insert.append(chunk)
     delete = tuple(row.id for rows in available.values() for row in rows)
     return ChunkPlan(tuple(renumber), delete, tuple(insert), kept)
-
-
-def hashes_to_embed(new: Sequence[Chunk], stored_hashes: set[bytes]) -> set[bytes]:
-    """Hashes of new chunks whose vectors are not already in this document's rows."""
-    return {c.hash for c in new if c.hash not in stored_hashes}

@@ -43,12 +43,7 @@ class IndexCollector(Collector):
             gauge = GaugeMetricFamily(f"freshindex_index_{name}", help_text)
             gauge.add_metric([], stats[name])
             yield gauge
-        for name in (
-            "chunks_embedded_total",
-            "chunks_reused_total",
-            "events_applied_total",
-            "events_stale_total",
-        ):
+        for name in [n for n in stats if n.endswith("_total")]:  # the lifetime counters
             counter = CounterMetricFamily(
                 f"freshindex_index_{name.removesuffix('_total')}",
                 f"All processes: {name.replace('_', ' ')}.",

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from ingest_worker.store import CHANGES_CHANNEL, POSITIONS_CHANNEL
 
@@ -62,8 +63,8 @@ class ChangeListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
-                    conn.execute(f"LISTEN {POSITIONS_CHANNEL}")
+                    for channel in (CHANGES_CHANNEL, POSITIONS_CHANNEL):
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self._bump()  # anything may have happened while we were not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
