@@ -23,7 +23,7 @@ import httpx
 import uvicorn
 
 from bench.corpus import copy_files, postgres_manual, save_result
-from ingest_worker import database, migrations
+from ingest_worker import database, migrations, reindex
 from ingest_worker.chunking import split
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.errors import PoisonInput
@@ -118,7 +118,7 @@ def main() -> None:
     bare_before = bare_model(embedder, texts)
 
     store = Store(database.connect(url), embedder.model_name)
-    store.activate_model(embedder.dimensions)
+    reindex.activate(store.conn, store.model, embedder.dimensions)
     pipeline = Pipeline(store, embedder)
     worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.3, progress=True)
     started = time.perf_counter()

@@ -28,7 +28,7 @@ import httpx
 
 from bench.corpus import postgres_manual, save_result
 from bench.folder_ingest import percentile
-from ingest_worker import database, migrations
+from ingest_worker import database, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.parsing import parse
@@ -101,7 +101,7 @@ def main() -> None:
         migrations.apply(conn)
     embedder = SentenceTransformerEmbedder()
     store = Store(database.connect(url), embedder.model_name)
-    store.activate_model(embedder.dimensions)
+    reindex.activate(store.conn, store.model, embedder.dimensions)
     files = corpus()
     random.Random(1).shuffle(files)
     chunks, load_s, rest = load(Pipeline(store, embedder, chunk_max_tokens=96), files, args.chunks)

@@ -1,4 +1,4 @@
-"""The value every source produces: one change to one document."""
+"""The value every source produces (one change to one document) and what became of it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ from ingest_worker.errors import PoisonInput
 class Op(StrEnum):
     UPSERT = "upsert"
     DELETE = "delete"
+
+
+class Outcome(StrEnum):
+    """What handling an event did (the `outcome` of logs, metrics and batch reports)."""
+
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"  # same content: only the version moved
+    STALE = "stale"
+    DEAD_LETTER = "dead_letter"  # decided by the pipeline; never returned by `Store.apply`
 
 
 @dataclass(frozen=True, slots=True)

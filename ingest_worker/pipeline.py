@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ingest_worker import metrics
+from ingest_worker import embedding_cache, metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.errors import ConfigurationError, EmbeddingFailed, PoisonInput
-from ingest_worker.events import DocumentEvent, Op, SourcePosition
+from ingest_worker.events import DocumentEvent, Op, Outcome, SourcePosition
 from ingest_worker.parsing import parse
 from ingest_worker.positions import Watermarks
 from ingest_worker.store import (
@@ -28,7 +28,6 @@ from ingest_worker.store import (
     DocumentChange,
     MissingVectors,
     ModelSwitched,
-    Outcome,
     Store,
     StoredDocument,
 )
@@ -202,11 +201,11 @@ class Pipeline:
                 if chunk.hash not in have and chunk.hash not in texts:
                     texts[chunk.hash] = chunk.embed_text
                     owner[chunk.hash] = key
-        vectors = self.store.cached_vectors(texts)
+        vectors = embedding_cache.lookup(self.store.conn, self.store.model, texts)
         to_embed = {h: t for h, t in texts.items() if h not in vectors}
         fresh, failed = self._embed_splitting(to_embed) if to_embed else ({}, {})
         if fresh:
-            self.store.cache_vectors(fresh)
+            embedding_cache.keep(self.store.conn, fresh, self.store.model)
             vectors.update(fresh)
         return vectors, {h: owner[h] for h in fresh}, failed
 
@@ -229,7 +228,7 @@ class Pipeline:
             log.info("%s changed concurrently; embedding %d more chunks", key, len(e.hashes))
             texts = {c.hash: c.embed_text for c in change.chunks or () if c.hash in e.hashes}
             fresh = dict(zip(texts, self._embed(list(texts.values())), strict=True))
-            self.store.cache_vectors(fresh)
+            embedding_cache.keep(self.store.conn, fresh, self.store.model)
             return self.store.apply(change, {**vectors, **fresh}, positions)
 
 

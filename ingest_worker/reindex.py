@@ -1,4 +1,9 @@
-"""`freshindex reindex --model M`: move the index to another embedding model without downtime.
+"""The index's embedding model: set on first use, moved by `freshindex reindex --model M`.
+
+First use (`activate`): give `chunks.embedding` the model's dimensions and its HNSW index, and
+record the model; a worker or API with another model is refused from then on.
+
+`freshindex reindex --model M` moves the index to another model without downtime:
 
 1. Catch up: embed, with the new model, every chunk text the index holds that the new model
    has not seen (into the embedding cache, which is per model). Searches keep using the old
@@ -18,13 +23,38 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ingest_worker import embedding_cache
 from ingest_worker.chunking import embed_text
 from ingest_worker.embedding import Embedder
+from ingest_worker.errors import ConfigurationError
 from ingest_worker.store import Store
 
 log = logging.getLogger(__name__)
 
 MODEL_CHANNEL = "freshindex_model"
+_ACTIVATION_LOCK = 0x66726574  # serialises activate (migrations use ...73)
+
+
+def activate(conn: psycopg.Connection[Any], model: str, dimensions: int) -> None:
+    """Give chunks.embedding its dimensions and HNSW index on first use; refuse a switch."""
+    with conn.transaction():
+        # Workers starting together on a new index: one activates, the others then see
+        # its row (FOR UPDATE cannot lock a row that does not exist yet).
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ACTIVATION_LOCK,))
+        row = conn.execute("SELECT model, dimensions FROM active_model FOR UPDATE").fetchone()
+        if row is not None:
+            if (row[0], row[1]) != (model, dimensions):
+                raise ConfigurationError(
+                    f"this index was built with model {row[0]} ({row[1]} dimensions), not "
+                    f"{model}; set FRESHINDEX_MODEL={row[0]} or use a new data "
+                    "directory / database"
+                )
+            return
+        conn.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
+        _type_vector_column(conn, dimensions)
+        conn.execute(
+            "INSERT INTO active_model (model, dimensions) VALUES (%s, %s)", (model, dimensions)
+        )
 
 
 def reindex(
@@ -39,8 +69,10 @@ def reindex(
     while True:
         while batch := missing(store.conn, new.model_name, batch_size):
             vectors = new.embed([embed_text(heading, text) for _, heading, text in batch])
-            store.cache_vectors(
-                dict(zip((h for h, _, _ in batch), vectors, strict=True)), model=new.model_name
+            embedding_cache.keep(
+                store.conn,
+                dict(zip((h for h, _, _ in batch), vectors, strict=True)),
+                new.model_name,
             )
             embedded += len(batch)
             if on_progress:
@@ -86,15 +118,7 @@ def switch(conn: psycopg.Connection[Any], model: str, dimensions: int) -> bool:
                WHERE e.model = %s AND e.chunk_hash = c.chunk_hash""",
             (model,),
         )
-        conn.execute(
-            sql.SQL(
-                "ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dims}) "
-                "USING embedding::vector({dims})"
-            ).format(dims=sql.Literal(dimensions))
-        )
-        conn.execute(
-            "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops)"
-        )
+        _type_vector_column(conn, dimensions)
         conn.execute(
             "UPDATE active_model SET model = %s, dimensions = %s, activated_at = now()",
             (model, dimensions),
@@ -106,3 +130,17 @@ def switch(conn: psycopg.Connection[Any], model: str, dimensions: int) -> bool:
 def active_model(conn: psycopg.Connection[Any]) -> str | None:
     row = conn.execute("SELECT model FROM active_model").fetchone()
     return str(row[0]) if row else None
+
+
+def _type_vector_column(conn: psycopg.Connection[Any], dimensions: int) -> None:
+    """chunks.embedding as vector(dimensions), with its HNSW (cosine) index."""
+    conn.execute(
+        sql.SQL(
+            "ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dims}) "
+            "USING embedding::vector({dims})"
+        ).format(dims=sql.Literal(dimensions))
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks "
+        "USING hnsw (embedding vector_cosine_ops)"
+    )

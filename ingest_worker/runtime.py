@@ -1,16 +1,57 @@
-"""Building a process's parts from its settings: database, migrations, model, pipeline."""
+"""The one composition root: every process is wired here from its settings.
+
+`run_folder_worker`, `run_kafka_worker` and `serve_api` are what `freshindex up`, `worker
+folder`, `worker kafka` and `api` run; the rest are the parts they share: settings and
+logging, signals, the database and its migrations, the embedding model, the pipeline.
+The `cli` package only parses arguments and calls these.
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
-from ingest_worker import database, migrations, reindex
+from ingest_worker import database, logs, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder, canonical_name
-from ingest_worker.pipeline import Pipeline
+from ingest_worker.errors import FreshindexError
+from ingest_worker.pipeline import EventSink, Pipeline
 from ingest_worker.settings import Settings
 from ingest_worker.store import Store
 
 log = logging.getLogger(__name__)
+
+EmbedderLoader = Callable[[str], SentenceTransformerEmbedder]  # model name → loaded model
+
+
+# -- what every process shares ------------------------------------------------------------
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment; flags that were given override; logging set up."""
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def serve_worker_metrics(settings: Settings) -> None:
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+
+
+def stop_on_sigterm(stop: threading.Event) -> None:
+    def handle(signum: int, _: object) -> None:
+        log.info("signal %d: finishing the batch in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
 
 
 def prepare_database(settings: Settings) -> str:
@@ -26,6 +67,20 @@ def prepare_database(settings: Settings) -> str:
     return db.url
 
 
+def database_url() -> str:
+    """The database, started if embedded, with pending migrations applied."""
+    return prepare_database(settings_from(log_level="WARNING"))
+
+
+def embedder_loader(settings: Settings) -> EmbedderLoader:
+    """The one way a process loads a model (by name: the index may switch models)."""
+
+    def load(model: str) -> SentenceTransformerEmbedder:
+        return SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
+
+    return load
+
+
 def load_embedder(settings: Settings, url: str | None = None) -> SentenceTransformerEmbedder:
     """The model the index uses (it decides once it has one: `freshindex reindex` changes
     it), else FRESHINDEX_MODEL."""
@@ -36,18 +91,136 @@ def load_embedder(settings: Settings, url: str | None = None) -> SentenceTransfo
         if active is not None and active != canonical_name(model):
             log.warning("the index uses model %s, not %s; using %s", active, model, active)
             model = active
-    return SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
+    return embedder_loader(settings)(model)
 
 
 def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEmbedder) -> Pipeline:
     store = Store(database.connect(url), embedder.model_name)
-    store.activate_model(embedder.dimensions)
+    reindex.activate(store.conn, store.model, embedder.dimensions)
     return Pipeline(
         store,
         embedder,
         max_file_bytes=settings.max_file_bytes,
         chunk_max_tokens=settings.chunk_max_tokens,
-        load_model=lambda name: SentenceTransformerEmbedder(
-            name, batch_size=settings.embed_batch_size
-        ),
+        load_model=embedder_loader(settings),
     )
+
+
+def latest_offsets(settings: Settings) -> Callable[[str], Mapping[int, int]]:
+    """Kafka's end offsets per topic, for lag."""
+
+    def latest(topic: str) -> Mapping[int, int]:
+        from ingest_worker.sources.kafka.client import end_offsets
+
+        return end_offsets(settings, topic)
+
+    return latest
+
+
+# -- the processes ------------------------------------------------------------------------
+
+
+def run_folder_worker(
+    settings: Settings,
+    url: str,
+    folders: list[Path],
+    stop: threading.Event,
+    once: bool = False,
+    publish_to_kafka: bool = False,
+) -> None:
+    """Watch `folders` until `stop` (or, with `once`, until they are indexed), indexing into
+    the database at `url`, or publishing to Kafka."""
+    from ingest_worker.sources.folder.paths import make_roots
+    from ingest_worker.sources.folder.watcher import FolderWorker
+
+    try:
+        roots = make_roots(folders)
+        worker = FolderWorker(
+            roots,
+            _kafka_sink(settings, url)
+            if publish_to_kafka
+            else build_pipeline(settings, url, load_embedder(settings, url)),
+            tenant=settings.tenant,
+            debounce_s=settings.debounce_s,
+            rescan_interval_s=settings.rescan_interval_s,
+            max_file_bytes=settings.max_file_bytes,
+            progress=sys.stderr.isatty(),
+        )
+        report = worker.run(stop, once=once)
+        log.info("folder worker stopped: %s", dict(report.outcomes))
+    except FreshindexError as e:
+        print(f"error: {e}", file=sys.stderr)
+        stop.set()
+        raise
+
+
+def _kafka_sink(settings: Settings, url: str) -> EventSink:
+    from ingest_worker.sources.kafka.client import Publisher
+    from ingest_worker.sources.kafka.sink import KafkaSink
+
+    return KafkaSink(
+        Publisher(settings), Store(database.connect(url), settings.model), settings.dlq_topic
+    )
+
+
+def run_kafka_worker(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; faust's worker owns the event loop and the signals."""
+    import faust
+
+    from ingest_worker.events import DocumentEvent
+    from ingest_worker.sources.kafka import events as kafka_events
+    from ingest_worker.sources.kafka.client import Publisher, ensure_topic
+    from ingest_worker.sources.kafka.resume import start_positions
+    from ingest_worker.sources.kafka.worker import build_app
+
+    # Until faust installs its handlers, SIGTERM means "stop starting": exit cleanly (and
+    # release the embedded Postgres) rather than die by the signal while the model loads.
+    signal.signal(signal.SIGTERM, _stop_starting)
+    url = prepare_database(settings)
+    ensure_topic(settings, settings.kafka_topic)
+    ensure_topic(settings, settings.dlq_topic)
+    # faust elects the group's leader through this topic and only warns when it is missing.
+    ensure_topic(settings, f"{settings.kafka_group_id}-__assignor-__leader", partitions=1)
+    pipeline = build_pipeline(settings, url, load_embedder(settings, url))
+    dlq = Publisher(settings, create_topic=False)
+
+    def resume_positions(topic: str, log_starts: Mapping[int, int]) -> Mapping[int, int]:
+        with database.connect(url) as conn:  # its own connection: called from faust's thread
+            return start_positions(conn, kafka_events.source_name(topic), log_starts)
+
+    def dead_letter(event: DocumentEvent, key: bytes | None, value: bytes | None) -> None:
+        reason = str(event.poison) if event.poison else "see the dead_letters table"
+        dlq.send_raw(key, value, topic=settings.dlq_topic, headers=[("reason", reason.encode())])
+
+    app = build_app(settings, pipeline, resume_positions, dead_letter)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        dlq.close()
+
+
+def _stop_starting(signum: int, _: object) -> None:
+    log.info("signal %d while starting: exiting", signum)
+    sys.exit(0)
+
+
+def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
+    """Run the API until SIGTERM/Ctrl-C. uvicorn re-raises the signal that stopped it; with
+    our handler installed that only sets `stop`, so the process exits normally (and releases
+    the embedded Postgres) instead of dying by the signal."""
+    import uvicorn
+
+    from ingest_worker import api_keys
+    from query_api.app import create_app
+
+    stop_on_sigterm(stop)
+    app = create_app(
+        url,
+        lambda: load_embedder(settings, url),
+        latest_offsets(settings),
+        load_model=embedder_loader(settings),
+        read_database_url=settings.read_database_url,
+        require_keys=api_keys.required(settings.api_keys, settings.host),
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

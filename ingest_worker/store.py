@@ -1,9 +1,15 @@
-"""The Postgres+pgvector store: the only module of the ingest side that writes SQL.
+"""The commit protocol of DESIGN.md, over Postgres+pgvector.
 
-`apply` is the commit protocol of DESIGN.md: one short transaction per document version that
+`apply`, the one job of this module: one short transaction per document version that
 re-checks the version under a row lock, writes the document row (a tombstone for deletes),
 deletes removed chunks, renumbers kept ones, inserts new ones, records the source position and
 notifies listeners. Vectors are computed before it is called: never inside a transaction.
+Around it, the reads the pipeline needs first (stored versions and chunk hashes) and the
+other writes that record source positions (stale events, dead letters).
+
+Beside it, other modules write their own tables: `reindex` (the index's model and its vector
+column), `embedding_cache`, `dead_letters`, `counters`, `sources.kafka.resume` (where a Kafka
+worker resumes) and `api_keys`.
 """
 
 from __future__ import annotations
@@ -14,32 +20,23 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ingest_worker import dead_letters, embedding_cache
 from ingest_worker.chunking import Chunk
+from ingest_worker.counters import bump
 from ingest_worker.diffing import StoredChunk, plan
 from ingest_worker.embedding import Vector
-from ingest_worker.errors import ConfigurationError
-from ingest_worker.events import DocumentEvent, Op, SourcePosition
+from ingest_worker.events import DocumentEvent, Op, Outcome, SourcePosition
 
 log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "freshindex_changes"
 POSITIONS_CHANNEL = "freshindex_positions"
-_ACTIVATION_LOCK = 0x66726574  # serialises activate_model (migrations use ...73)
 DocKey = tuple[str, str]  # (tenant, doc_id)
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    UNCHANGED = "unchanged"  # same content: only the version moved
-    STALE = "stale"
-    DEAD_LETTER = "dead_letter"  # decided by the pipeline; never returned by `apply`
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,41 +95,6 @@ class Store:
             self.conn.close()
         self.conn = connect(url)
 
-    # -- model -------------------------------------------------------------------------------
-
-    def activate_model(self, dimensions: int) -> None:
-        """Give chunks.embedding its dimensions and HNSW index on first use; refuse a switch."""
-        with self.conn.transaction():
-            # Workers starting together on a new index: one activates, the others then see
-            # its row (FOR UPDATE cannot lock a row that does not exist yet).
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ACTIVATION_LOCK,))
-            row = self.conn.execute(
-                "SELECT model, dimensions FROM active_model FOR UPDATE"
-            ).fetchone()
-            if row is not None:
-                if (row[0], row[1]) != (self.model, dimensions):
-                    raise ConfigurationError(
-                        f"this index was built with model {row[0]} ({row[1]} dimensions), not "
-                        f"{self.model}; set FRESHINDEX_MODEL={row[0]} or use a new data "
-                        "directory / database"
-                    )
-                return
-            self.conn.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")
-            self.conn.execute(
-                sql.SQL(
-                    "ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dims}) "
-                    "USING embedding::vector({dims})"
-                ).format(dims=sql.Literal(dimensions))
-            )
-            self.conn.execute(
-                "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks "
-                "USING hnsw (embedding vector_cosine_ops)"
-            )
-            self.conn.execute(
-                "INSERT INTO active_model (model, dimensions) VALUES (%s, %s)",
-                (self.model, dimensions),
-            )
-
     # -- reads before embedding ----------------------------------------------------------------
 
     def load_states(self, keys: Iterable[DocKey]) -> dict[DocKey, StoredDocument]:
@@ -149,29 +111,6 @@ class Store:
             ([t for t, _ in keys], [d for _, d in keys]),
         ).fetchall()
         return {(r[0], r[1]): StoredDocument(r[2], r[3], r[4], r[5], frozenset(r[6])) for r in rows}
-
-    def cached_vectors(self, hashes: Iterable[bytes]) -> dict[bytes, Vector]:
-        hashes = list(hashes)
-        if not hashes:
-            return {}
-        rows = self.conn.execute(
-            "SELECT chunk_hash, embedding FROM embedding_cache "
-            "WHERE model = %s AND chunk_hash = ANY(%s)",
-            (self.model, hashes),
-        ).fetchall()
-        return {bytes(h): v for h, v in rows}
-
-    def cache_vectors(self, vectors: Mapping[bytes, Vector], model: str | None = None) -> None:
-        """Keep freshly computed vectors (committed at once: never embedded twice)."""
-        if not vectors:
-            return
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO embedding_cache (model, chunk_hash, embedding) VALUES (%s, %s, %s) "
-                "ON CONFLICT DO NOTHING",
-                [(model or self.model, h, v) for h, v in vectors.items()],
-            )
-            _bump(cur, chunks_embedded_total=len(vectors))
 
     # -- the commit protocol -------------------------------------------------------------------
 
@@ -193,7 +132,7 @@ class Store:
             _record_positions(cur, positions, event.event_time)
             stored = _lock_document(cur, event)
             if stored is not None and event.version is not None and event.version <= stored[0]:
-                _bump(cur, events_stale_total=1)
+                bump(cur, events_stale_total=1)
                 return Outcome.STALE
             version = (
                 event.version if event.version is not None else (stored[0] + 1 if stored else 1)
@@ -213,48 +152,30 @@ class Store:
                 chunk_count, outcome = 0, Outcome.APPLIED
             elif change.chunks is None:  # content unchanged: only the version moves
                 chunk_count, outcome = len(rows), Outcome.UNCHANGED
-                _bump(cur, chunks_reused_total=len(rows))
+                bump(cur, chunks_reused_total=len(rows))
             else:
                 chunk_count = len(change.chunks)
                 outcome = _write_chunks(cur, event, change.chunks, rows, vectors, self.model)
-                _bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
+                bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
             _write_document(cur, change, version, chunk_count)
-            _bump(cur, events_applied_total=1)
+            bump(cur, events_applied_total=1)
             _record_change(cur, event, version)
         return outcome
 
     def record_stale(self, count: int = 1) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
-            _bump(cur, events_stale_total=count)
+            bump(cur, events_stale_total=count)
 
     def record_dead_letter(
         self, event: DocumentEvent, error: Exception, positions: Sequence[SourcePosition] = ()
     ) -> None:
-        position = event.position
+        """Store a dead letter and the source positions it completes, in one transaction."""
         with self.conn.transaction(), self.conn.cursor() as cur:
             _record_positions(cur, positions, event.event_time)
-            cur.execute(
-                """INSERT INTO dead_letters
-                       (source, tenant, doc_id, version, partition, position, reason, error_class,
-                        payload, event)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT DO NOTHING""",
-                (
-                    event.source,
-                    event.tenant,
-                    event.doc_id,
-                    event.version,
-                    position.partition if position else None,
-                    position.position if position else None,
-                    str(error),
-                    type(error).__name__,
-                    event.content,
-                    Jsonb(event_fields(event)),
-                ),
-            )
+            dead_letters.insert(cur, event, error)
         log.warning("dead letter: %s (%s): %s", event.doc_id, type(error).__name__, error)
 
-    # -- folder reconciliation -----------------------------------------------------------------
+    # -- what sources resume from ------------------------------------------------------------
 
     def applied_positions(self, source: str) -> dict[int, int]:
         return applied_positions(self.conn, source)
@@ -268,57 +189,12 @@ class Store:
         return {r[0]: r[1] for r in rows}
 
 
-def event_fields(event: DocumentEvent) -> dict[str, Any]:
-    """The event without its content, as JSON (dead letters keep it for retries)."""
-    return {
-        "doc_id": event.doc_id,
-        "op": event.op.value,
-        "source": event.source,
-        "version": event.version,
-        "content_type": event.content_type,
-        "filename": event.filename,
-        "title": event.title,
-        "metadata": dict(event.metadata),
-        "tenant": event.tenant,
-        "fingerprint": event.fingerprint,
-        "event_time": event.event_time.isoformat() if event.event_time else None,
-        "undecoded": event.poison is not None,  # the payload is the raw message
-    }
-
-
 def applied_positions(conn: psycopg.Connection[Any], source: str) -> dict[int, int]:
     """partition → the last position applied (everything up to it is durable)."""
     rows = conn.execute(
         "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
     ).fetchall()
     return {int(p): int(o) for p, o in rows}
-
-
-def start_positions(
-    conn: psycopg.Connection[Any], source: str, log_starts: Mapping[int, int]
-) -> dict[int, int]:
-    """Where to resume each partition: a stored position for every one (a partition never
-    read starts before its first offset, so a gap check always has a reference), raised to
-    just before the log start when retention deleted events the index never applied."""
-    with conn.transaction():
-        before = applied_positions(conn, source)
-        for partition, start in log_starts.items():
-            conn.execute(
-                """INSERT INTO source_positions (source, partition, position)
-                   VALUES (%s, %s, %s)
-                   ON CONFLICT (source, partition) DO UPDATE SET
-                       position = greatest(source_positions.position, excluded.position)""",
-                (source, partition, start - 1),
-            )
-        after = applied_positions(conn, source)
-    for partition, position in after.items():
-        if partition in before and position > before[partition]:
-            log.error(
-                "%s partition %d: events %d..%d were deleted by Kafka retention before they "
-                "were indexed; resuming at %d",
-                source, partition, before[partition] + 1, position, position + 1,
-            )  # fmt: skip
-    return after
 
 
 def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:
@@ -350,7 +226,7 @@ def _write_chunks(
     missing = {c.hash for c in chunk_plan.insert if c.hash not in vectors}
     found = dict(vectors)
     if missing:  # the stored rows moved since planning: the cache may still have them
-        found.update(_cached(cur, model, missing))
+        found.update(embedding_cache.lookup(cur, model, missing))
         if still_missing := missing - found.keys():
             raise MissingVectors(still_missing)
     if chunk_plan.delete:
@@ -380,15 +256,6 @@ def _write_chunks(
             ],
         )
     return Outcome.UNCHANGED if chunk_plan.is_noop else Outcome.APPLIED
-
-
-def _cached(cur: psycopg.Cursor[Any], model: str, hashes: set[bytes]) -> dict[bytes, Vector]:
-    rows = cur.execute(
-        "SELECT chunk_hash, embedding FROM embedding_cache "
-        "WHERE model = %s AND chunk_hash = ANY(%s)",
-        (model, list(hashes)),
-    ).fetchall()
-    return {bytes(h): v for h, v in rows}
 
 
 def _write_document(
@@ -462,14 +329,3 @@ def _record_change(cur: psycopg.Cursor[Any], event: DocumentEvent, version: int)
         "indexed_at": row[1].isoformat(),
     }
     cur.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(payload)))
-
-
-def _bump(cur: psycopg.Cursor[Any], **deltas: int) -> None:
-    """Add to persistent counters (in the caller's transaction)."""
-    names = [n for n, d in deltas.items() if d]
-    if names:
-        cur.execute(
-            """INSERT INTO counters (name, value) SELECT * FROM unnest(%s::text[], %s::bigint[])
-               ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value""",
-            (names, [deltas[n] for n in names]),
-        )

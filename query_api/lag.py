@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ingest_worker.sources.kafka.events import source_name, topic_of
+
 log = logging.getLogger(__name__)
 
 LatestOffsets = Callable[[str], Mapping[int, int]]  # topic → partition → next offset
@@ -45,13 +47,13 @@ def with_lag(
     rows = [dict(p, latest_offset=None, lag=None) for p in positions]
     if latest is None:
         return rows
-    for topic in sorted({r["source"][6:] for r in rows if r["source"].startswith("kafka:")}):
+    for topic in sorted({t for r in rows if (t := topic_of(r["source"])) is not None}):
         offsets = latest(topic)
         if offsets is None:
             continue
         seen = set()
         for row in rows:
-            if row["source"] == f"kafka:{topic}":
+            if row["source"] == source_name(topic):
                 seen.add(row["partition"])
                 end = offsets.get(row["partition"])
                 if end is not None:
@@ -61,7 +63,7 @@ def with_lag(
             if partition not in seen and end > 0:
                 rows.append(
                     {
-                        "source": f"kafka:{topic}",
+                        "source": source_name(topic),
                         "partition": partition,
                         "position": None,
                         "updated_at": None,

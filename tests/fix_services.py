@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
-from ingest_worker import database
+from ingest_worker import database, reindex
 from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.sources.folder.paths import make_roots
@@ -48,7 +48,7 @@ def free_port() -> int:
 def store(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[Store]:
     conn = database.connect(db_url)
     store = Store(conn, embedder.model_name)
-    store.activate_model(embedder.dimensions)
+    reindex.activate(conn, store.model, embedder.dimensions)
     yield store
     conn.close()
 

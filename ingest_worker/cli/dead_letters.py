@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ingest_worker.cli.common import database_url, settings_from
+from ingest_worker import runtime
 
 dead_app = typer.Typer(
     help="Events that could not be indexed, with their reasons.", no_args_is_help=True
@@ -31,7 +31,7 @@ def dead_letters_list(
     from ingest_worker import dead_letters
     from ingest_worker.database import connect
 
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         rows = dead_letters.listing(conn, limit)
     for row in rows:
         if as_json:
@@ -51,7 +51,7 @@ def dead_letters_show(dead_letter_id: Annotated[int, typer.Argument(help="Its id
     from ingest_worker import dead_letters
     from ingest_worker.database import connect
 
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         row = dead_letters.get(conn, dead_letter_id)
     if row is None:
         typer.echo(f"error: no dead letter {dead_letter_id}", err=True)
@@ -66,9 +66,9 @@ def dead_letters_show(dead_letter_id: Annotated[int, typer.Argument(help="Its id
 def dead_letters_retry(ids: Ids = None, every: All = False) -> None:
     """Index dead letters again (files are read again from their folder, so fix the file
     first). One that fails again is stored again with its new reason."""
-    from ingest_worker import dead_letters, runtime
+    from ingest_worker.sources import dead_letters
 
-    settings = settings_from(log_level="WARNING")
+    settings = runtime.settings_from(log_level="WARNING")
     url = runtime.prepare_database(settings)
     pipeline = runtime.build_pipeline(settings, url, runtime.load_embedder(settings, url))
     report = dead_letters.retry(pipeline, _chosen(ids, every))
@@ -84,6 +84,6 @@ def dead_letters_purge(ids: Ids = None, every: All = False) -> None:
     from ingest_worker import dead_letters
     from ingest_worker.database import connect
 
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         count = dead_letters.purge(conn, _chosen(ids, every))
     typer.echo(f"purged {count} dead letter(s)")

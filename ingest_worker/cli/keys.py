@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ingest_worker.cli.common import database_url
+from ingest_worker import runtime
 
 keys_app = typer.Typer(
     help="API keys for the HTTP API. Keys are required when the API listens beyond loopback "
@@ -29,7 +29,7 @@ def keys_create(
 
     if admin == (tenant is not None):
         raise typer.BadParameter("give --tenant NAME, or --admin")
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         secret, key = api_keys.create(conn, tenant, name)
     scope = f"tenant {tenant!r}" if tenant else "every tenant (admin)"
     typer.echo(secret)
@@ -42,7 +42,7 @@ def keys_list() -> None:
     from ingest_worker import api_keys
     from ingest_worker.database import connect
 
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         rows = api_keys.listing(conn)
     for key in rows:
         revoked = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
@@ -60,7 +60,7 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see `l
     from ingest_worker import api_keys
     from ingest_worker.database import connect
 
-    with connect(database_url()) as conn:
+    with connect(runtime.database_url()) as conn:
         if not api_keys.revoke(conn, key_id):
             typer.echo(f"no active key {key_id} (see `freshindex keys list`)", err=True)
             raise typer.Exit(1)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from ingest_worker import dead_letters
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources import dead_letters
 from tests.fix_kafka import FRESHINDEX
 from tests.integration.helpers import document
 

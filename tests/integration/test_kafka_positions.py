@@ -10,8 +10,9 @@ import pytest
 
 from ingest_worker.events import DocumentEvent, SourcePosition
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.sources.kafka.resume import start_positions
 from ingest_worker.sources.kafka.worker import _process_until_done
-from ingest_worker.store import Store, start_positions
+from ingest_worker.store import Store
 from tests.integration.helpers import upsert
 
 SOURCE = "kafka:docs"

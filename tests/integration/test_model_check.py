@@ -26,7 +26,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from ingest_worker import database
+from ingest_worker import database, embedding_cache, reindex
 from ingest_worker import store as store_module
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Vector
@@ -188,7 +188,7 @@ class Harness:
             self.conn.close()
             self.restarts += 1
         self.conn = database.connect(self.url)
-        store = CrashingStore(self.conn, self.embedder.model_name, self.plan)
+        store = Store(self.conn, self.embedder.model_name)
         self.pipeline = Pipeline(store, self.embedder)
         return self.pipeline
 
@@ -205,24 +205,20 @@ class Harness:
                 pipeline = self.restart()
 
 
-class CrashingStore(Store):
-    def __init__(
-        self, conn: psycopg.Connection[tuple[object, ...]], model: str, plan: CrashPlan
-    ) -> None:
-        super().__init__(conn, model)
-        self.plan = plan
-
-    def cache_vectors(self, vectors: object, model: str | None = None) -> None:
-        super().cache_vectors(vectors, model)  # type: ignore[arg-type]
-        self.plan.reach("after-embedding")
-
-
 @pytest.fixture
 def crash_in_transaction(monkeypatch: pytest.MonkeyPatch) -> CrashPlan:
     """A plan whose "in-transaction" point fires inside the document transaction, after
-    its writes and before its commit."""
+    its writes and before its commit, and whose "after-embedding" point fires once fresh
+    vectors are in the embedding cache."""
     plan = CrashPlan()
     original = store_module._record_change
+    original_keep = embedding_cache.keep
+
+    def keep(conn: psycopg.Connection[tuple[object, ...]], vectors: object, model: str) -> None:
+        original_keep(conn, vectors, model)  # type: ignore[arg-type]
+        plan.reach("after-embedding")
+
+    monkeypatch.setattr(embedding_cache, "keep", keep)
 
     def record_change(
         cur: psycopg.Cursor[tuple[object, ...]], event: DocumentEvent, version: int
@@ -295,7 +291,8 @@ def test_the_index_equals_the_reference_model_after_crashes_and_redeliveries(
     plan = crash_in_transaction
     embedder = FakeEmbedder(plan)
     harness = Harness(db_url, embedder, plan)
-    harness.restart().store.activate_model(embedder.dimensions)
+    store = harness.restart().store
+    reindex.activate(store.conn, store.model, embedder.dimensions)
     seeds = [int(ONLY_SEED)] if ONLY_SEED else range(SEQUENCES)
     failures: dict[int, list[str]] = {}
     with database.connect(db_url) as check:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 import psycopg
 import pytest
 
-from ingest_worker import database, migrations
+from ingest_worker import database, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
@@ -71,7 +71,7 @@ def test_read_your_writes_holds_on_a_lagging_replica(
     with database.connect(replicated.primary_url) as conn:
         migrations.apply(conn)
     primary = Store(database.connect(replicated.primary_url), embedder.model_name)
-    primary.activate_model(embedder.dimensions)
+    reindex.activate(primary.conn, primary.model, embedder.dimensions)
     pipeline = Pipeline(primary, embedder)
     with psycopg.connect(replicated.replica_url, autocommit=True) as replica:
         wait_until(lambda: _replayed_schema(replica), 30, "the replica to replay the schema")

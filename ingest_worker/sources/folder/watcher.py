@@ -27,12 +27,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ingest_worker.errors import ContentTooLarge, CorruptContent, PoisonInput
-from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.events import DocumentEvent, Op, Outcome
 from ingest_worker.pipeline import BatchReport, EventSink
 from ingest_worker.retrying import until_done
 from ingest_worker.sources.folder.debouncing import Debouncer
 from ingest_worker.sources.folder.paths import Root, fingerprint, is_ignored, is_under
-from ingest_worker.store import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,17 @@ from typing import Any
 from ingest_worker.errors import CorruptContent, PoisonInput
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
 
-DEFAULT_TOPIC = "freshindex.documents"
+_SOURCE_PREFIX = "kafka:"
 
 
 def source_name(topic: str) -> str:
-    return f"kafka:{topic}"
+    """The `source` of a topic's events, as stored with their documents and positions."""
+    return f"{_SOURCE_PREFIX}{topic}"
+
+
+def topic_of(source: str) -> str | None:
+    """The topic of a Kafka source name; None for any other source."""
+    return source.removeprefix(_SOURCE_PREFIX) if source.startswith(_SOURCE_PREFIX) else None
 
 
 def decode(

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ingest_worker.events import DocumentEvent, Op
+from ingest_worker.events import DocumentEvent, Op, Outcome
 from ingest_worker.pipeline import BatchReport
 from ingest_worker.sources.kafka.client import Publisher, guess_type
-from ingest_worker.store import Outcome, Store
+from ingest_worker.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,74 @@
+"""`freshindex migrate`, `reindex` and `status`: looking after the index."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ingest_worker import runtime
+
+
+def migrate() -> None:
+    """Apply pending SQL migrations (every other command does this too)."""
+    from ingest_worker import database, migrations
+
+    settings = runtime.settings_from()
+    db = database.locate(settings)
+    with database.connect(db.url) as conn:
+        applied = migrations.apply(conn)
+    typer.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.name}" for m in applied))
+
+
+def reindex(
+    model: Annotated[
+        str, typer.Option("--model", help="all-MiniLM-L6-v2, or the path of a local model.")
+    ],
+) -> None:
+    """Move the index to another embedding model without downtime: embed every chunk with the
+    new model beside the old vectors (searches and workers go on), then switch in one
+    transaction. Running workers and APIs load the new model by themselves."""
+    from tqdm import tqdm
+
+    from ingest_worker import reindex as reindexing
+    from ingest_worker.database import connect
+    from ingest_worker.store import Store
+
+    settings = runtime.settings_from()
+    url = runtime.prepare_database(settings)
+    new = runtime.embedder_loader(settings)(model)
+    store = Store(connect(url), new.model_name)
+    current = reindexing.active_model(store.conn)
+    if current == new.model_name:
+        typer.echo(f"the index already uses {current}")
+        return
+    if current is None:
+        reindexing.activate(store.conn, store.model, new.dimensions)
+        typer.echo(f"the index was empty; it now uses {new.model_name}")
+        return
+    total = reindexing.count_missing(store.conn, new.model_name)
+    with tqdm(total=total, unit="chunk", desc=f"embedding with {model}") as bar:
+
+        def progress(done: int, left: int) -> None:
+            bar.total = done + left
+            bar.update(done - bar.n)
+
+        embedded = reindexing.reindex(store, new, on_progress=progress)
+    typer.echo(f"switched from {current} to {new.model_name}; embedded {embedded} chunk texts")
+
+
+def status() -> None:
+    """Documents, chunks, counters, dead letters and the last change, from the database."""
+    from ingest_worker.database import connect
+    from query_api.lag import with_lag
+    from query_api.queries import stats
+
+    settings = runtime.settings_from(log_level="WARNING")
+    with connect(runtime.prepare_database(settings)) as conn:
+        counts = stats(conn)
+    sources = with_lag(counts.pop("sources"), runtime.latest_offsets(settings))
+    for name, value in counts.items():
+        typer.echo(f"{name:24} {value}")
+    for row in sources:
+        lag = "?" if row["lag"] is None else row["lag"]
+        typer.echo(f"{row['source']}[{row['partition']}]  applied {row['position']}  lag {lag}")
