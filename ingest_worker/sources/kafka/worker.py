@@ -89,7 +89,29 @@ def build_app(
     """The faust app; `dead_letter_sink(event, key, value)` gets each poison message."""
     IndexPositionsConsumer.start_positions = start_positions
     IndexPositionsConsumer.topic = settings.kafka_topic
-    app = faust.App(
+    app = _faust_app(settings)
+    topic = app.topic(
+        settings.kafka_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.kafka_partitions,
+    )
+    batches = _Batches(app, settings.kafka_topic, pipeline, dead_letter_sink)
+
+    @app.agent(topic, name="freshindex-ingest")
+    async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
+        async for batch in stream.take_events(
+            settings.kafka_batch_size, within=settings.kafka_batch_wait_s
+        ):
+            await batches.handle([e.message for e in batch])
+
+    return app
+
+
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
         settings.kafka_group_id,
         broker=[f"freshindex://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
         broker_credentials=_credentials(settings),
@@ -111,79 +133,81 @@ def build_app(
         loghandlers=list(logging.getLogger().handlers),
         logging_config={"version": 1, "disable_existing_loggers": False},
     )
-    topic = app.topic(
-        settings.kafka_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.kafka_partitions,
-    )
-    # One thread does all blocking work (model, database), so the event loop keeps
-    # heartbeating while a batch is embedded.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
-    stopping = threading.Event()
-    rewound: dict[TP, tuple[int, float]] = {}  # partition → (offset, when) of the last rewind
 
-    async def rewind(partition: int, offset: int) -> None:
+
+class _Batches:
+    """What the agent does with each micro-batch of messages."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topic: str,
+        pipeline: Pipeline,
+        dead_letter_sink: DeadLetterSink | None,
+    ) -> None:
+        self.app = app
+        self.topic = topic
+        self.pipeline = pipeline
+        self.dead_letter_sink = dead_letter_sink
+        # One thread does all blocking work (model, database), so the event loop keeps
+        # heartbeating while a batch is embedded.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
+        self.stopping = threading.Event()
+        # partition → (offset, when) of the last rewind
+        self.rewound: dict[TP, tuple[int, float]] = {}
+
+    async def handle(self, messages: list[Any]) -> None:
+        events = [
+            kafka_events.decode(
+                topic=m.topic,
+                partition=m.partition,
+                offset=m.offset,
+                key=m.key,
+                value=m.value,
+                timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
+            )
+            for m in messages
+        ]
+        # Shielded: on shutdown the batch in hand still finishes and commits (the
+        # interpreter waits for the executor's thread); only retries stop.
+        work = asyncio.get_running_loop().run_in_executor(
+            self.executor, _process_until_done, self.pipeline, events, self.stopping
+        )
+        started = time.monotonic()
+        try:
+            report, gaps = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            self.stopping.set()
+            raise
+        for partition, offset in gaps.items():
+            await self.rewind(partition, offset)
+        log.debug(
+            "batch of %d events (offsets %s): %s, %d chunks embedded in %.2fs",
+            len(events),
+            _offset_ranges(messages),
+            dict(report.outcomes),
+            report.chunks_embedded,
+            time.monotonic() - started,
+        )
+        if self.dead_letter_sink and report.dead_letters:
+            originals = {(m.partition, m.offset): (m.key, m.value) for m in messages}
+            for event in report.dead_letters:
+                assert event.position is not None
+                self.dead_letter_sink(
+                    event, *originals[(event.position.partition, event.position.position)]
+                )
+
+    async def rewind(self, partition: int, offset: int) -> None:
         """Re-read a partition from a gap, once: until the seek takes effect, messages
         queued past the gap keep arriving (they are held back again, not re-sought)."""
-        tp = TP(settings.kafka_topic, partition)
-        last = rewound.get(tp)
+        tp = TP(self.topic, partition)
+        last = self.rewound.get(tp)
         if last is not None and last[0] == offset and time.monotonic() - last[1] < 5.0:
             return
-        rewound[tp] = (offset, time.monotonic())
-        consumer = app.consumer
+        self.rewound[tp] = (offset, time.monotonic())
+        consumer = self.app.consumer
         assert isinstance(consumer, IndexPositionsConsumer)
         await consumer.rewind([tp])
-
-    @app.agent(topic, name="freshindex-ingest")
-    async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
-        async for batch in stream.take_events(
-            settings.kafka_batch_size, within=settings.kafka_batch_wait_s
-        ):
-            messages = [e.message for e in batch]
-            events = [
-                kafka_events.decode(
-                    topic=m.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    key=m.key,
-                    value=m.value,
-                    timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
-                )
-                for m in messages
-            ]
-            # Shielded: on shutdown the batch in hand still finishes and commits (the
-            # interpreter waits for the executor's thread); only retries stop.
-            work = asyncio.get_running_loop().run_in_executor(
-                executor, _process_until_done, pipeline, events, stopping
-            )
-            started = time.monotonic()
-            try:
-                report, gaps = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                stopping.set()
-                raise
-            for partition, offset in gaps.items():
-                await rewind(partition, offset)
-            log.debug(
-                "batch of %d events (offsets %s): %s, %d chunks embedded in %.2fs",
-                len(events),
-                _offset_ranges(messages),
-                dict(report.outcomes),
-                report.chunks_embedded,
-                time.monotonic() - started,
-            )
-            if dead_letter_sink and report.dead_letters:
-                originals = {(m.partition, m.offset): (m.key, m.value) for m in messages}
-                for event in report.dead_letters:
-                    assert event.position is not None
-                    dead_letter_sink(
-                        event, *originals[(event.position.partition, event.position.position)]
-                    )
-
-    return app
 
 
 def _offset_ranges(messages: list[Any]) -> dict[int, tuple[int, int]]:
