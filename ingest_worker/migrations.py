@@ -2,6 +2,10 @@
 
 Applied files are recorded with a SHA-256 checksum; an applied file that was edited since is
 refused, because the database would no longer match what the file says.
+
+The files ship inside the package (`ingest_worker/sql_migrations`, package data read with
+importlib.resources, so that an installed wheel can migrate); in the repository that folder is
+a link to the top-level `migrations/`, where they are written and reviewed.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import psycopg
@@ -19,7 +24,7 @@ from ingest_worker.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR: Traversable = resources.files("ingest_worker") / "sql_migrations"
 _FILENAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x66726573  # advisory lock: one migrator at a time across processes
 
@@ -35,10 +40,11 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def discover(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """The migration files in order; refuses stray or duplicate numbers."""
     migrations: dict[int, Migration] = {}
-    for path in sorted(directory.glob("*.sql")):
+    files = (p for p in directory.iterdir() if p.name.endswith(".sql"))
+    for path in sorted(files, key=lambda p: p.name):
         match = _FILENAME.match(path.name)
         if not match:
             raise ConfigurationError(f"{path} is not named NNNN_name.sql; rename it")
@@ -49,7 +55,9 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-def pending(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def pending(
+    conn: psycopg.Connection[Any], directory: Traversable = MIGRATIONS_DIR
+) -> list[Migration]:
     """Migrations not yet applied; raises if an applied one was edited or is missing."""
     applied = _applied(conn)
     available = discover(directory)
@@ -69,7 +77,9 @@ def pending(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> 
     return [m for m in available if m.version not in applied]
 
 
-def apply(conn: psycopg.Connection[Any], directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def apply(
+    conn: psycopg.Connection[Any], directory: Traversable = MIGRATIONS_DIR
+) -> list[Migration]:
     """Apply pending migrations; returns what was applied. Safe to run concurrently."""
     done: list[Migration] = []
     with conn.transaction():
