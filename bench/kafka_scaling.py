@@ -52,7 +52,7 @@ def drain_and_order(producer: KafkaProducer, settings: Settings, url: str) -> di
             "SELECT doc_id, string_agg(text, '') FROM chunks "
             "WHERE doc_id LIKE 'order-%%' GROUP BY 1"
         ).fetchall()
-    indexed = dict(rows)
+    indexed: dict[str, str] = dict(rows)
     return {
         "burst_freshness_ms_p50": round(percentile(ages, 50)),
         "burst_freshness_ms_p99": round(percentile(ages, 99)),

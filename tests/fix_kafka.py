@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,8 @@ class KafkaSetup:
             for k, v in self.env.items()
             if k.startswith("FRESHINDEX_")
         }
-        return Settings(**fields, DATABASE_URL=self.db_url)
+        overrides: dict[str, Any] = {**fields, "DATABASE_URL": self.db_url}
+        return Settings(**overrides)
 
     def publisher(self) -> Publisher:
         return Publisher(self.settings)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import signal
 import time
+from functools import partial
 
 import httpx
 
@@ -44,6 +45,10 @@ def applied(api: httpx.Client) -> int:
     return int(counts["events_applied_total"] + counts["events_stale_total"])
 
 
+def progressed(api: httpx.Client, before: int) -> bool:
+    return applied(api) > before
+
+
 def test_kill_9_mid_stream_then_restart_loses_nothing(
     kafka_setup: KafkaSetup, api: httpx.Client
 ) -> None:
@@ -56,7 +61,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     kills = 0
     while kills < 10:
         before = applied(api)
-        wait_until(lambda b=before: applied(api) > b, 120, "the worker to make progress")
+        wait_until(partial(progressed, api, before), 120, "the worker to make progress")
         time.sleep(rng.uniform(0.2, 2.0))
         for process in kafka_setup.running():
             process.send_signal(signal.SIGKILL)

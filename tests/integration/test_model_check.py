@@ -21,6 +21,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -83,7 +84,8 @@ class FakeEmbedder:
 def vector_of(text: str) -> Vector:
     raw = np.frombuffer(hashlib.sha256(text.encode()).digest()[:16], dtype=np.uint8)
     v = raw.astype(np.float32) - 127.5
-    return (v / np.linalg.norm(v)).tolist()
+    unit: Vector = (v / np.linalg.norm(v)).astype(np.float32)
+    return unit
 
 
 # -- the reference model -------------------------------------------------------------------
@@ -243,7 +245,7 @@ def run_sequence(seed: int, harness: Harness) -> tuple[dict[str, Expected], str]
 
 
 def divergences(
-    conn: psycopg.Connection[tuple[object, ...]],
+    conn: psycopg.Connection[Any],
     tenant: str,
     expected: dict[str, Expected],
     embedder: FakeEmbedder,

@@ -33,7 +33,7 @@ sentence_lengths = st.lists(st.integers(1, 40), min_size=1, max_size=6)
 @st.composite
 def documents(draw: st.DrawFn) -> list[Block]:
     sections = draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))
-    blocks = []
+    blocks: list[Block] = []
     for s, size in enumerate(sections):
         for _ in range(size):
             marker = f"P{len(blocks)}"

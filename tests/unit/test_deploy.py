@@ -85,11 +85,7 @@ def test_every_setting_the_deploy_files_pass_exists() -> None:
 def test_the_image_installs_what_pyproject_pins() -> None:
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text())["project"]
-    pins = dict(
-        re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[.*\])?==(\S+)", dep).groups()  # type: ignore[union-attr]
-        for dep in project["dependencies"]
-        if "==" in dep
-    )
+    pins = dict(_pin(dep) for dep in project["dependencies"] if "==" in dep)
     assert pins["torch"] == "2.13.0"
     for name, version in re.findall(r"\b([A-Za-z0-9_.\-]+)==([0-9][^\s\"']*)", dockerfile):
         assert pins.get(name.lower()) == version, f"the image pins {name}=={version}"
@@ -107,3 +103,10 @@ def test_workers_never_outnumber_partitions_and_shut_down_in_time() -> None:
     assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 60
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     assert compose["x-freshindex"]["stop_grace_period"] == "60s"
+
+
+def _pin(dependency: str) -> tuple[str, str]:
+    """`name[extras]==version` → (name, version)."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)(?:\[.*\])?==(\S+)", dependency)
+    assert match is not None, dependency
+    return match.group(1), match.group(2)
