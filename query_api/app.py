@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ingest_worker.embedding import Embedder
 from query_api.auth import BodyLimit
-from query_api.lag import LatestOffsets
+from query_api.lag import CachedLatestOffsets, LatestOffsets
 from query_api.routes import admin, changes, documents, health, page, search
 from query_api.state import ApiState
 
@@ -39,12 +39,10 @@ def create_app(
     With `require_keys`, every /v1 endpoint needs an API key (see query_api.auth). With
     `read_database_url`, searches and document reads go to that replica."""
     state = ApiState(
-        database_url,
-        embedder_factory,
-        latest_offsets,
-        load_model,
-        read_database_url=read_database_url,
-        require_keys=require_keys,
+        (database_url, read_database_url),
+        (embedder_factory, load_model),
+        CachedLatestOffsets(latest_offsets) if latest_offsets else None,
+        require_keys,
     )
 
     @asynccontextmanager

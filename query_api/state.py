@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from ingest_worker.embedding import Embedder
 from query_api.index_metrics import IndexCollector
-from query_api.lag import CachedLatestOffsets, LatestOffsets
+from query_api.lag import CachedLatestOffsets
 from query_api.listener import ChangeListener
 
 log = logging.getLogger(__name__)
@@ -27,16 +27,15 @@ Pool: TypeAlias = psycopg_pool.ConnectionPool[Any]
 class ApiState:
     def __init__(
         self,
-        database_url: str,
-        embedder_factory: Callable[[], Embedder],
-        latest_offsets: LatestOffsets | None = None,
-        load_model: Callable[[str], Embedder] | None = None,
-        *,
-        read_database_url: str | None = None,
-        require_keys: bool = False,
+        databases: tuple[str, str | None],  # the primary, and a replica for reads if any
+        models: tuple[Callable[[], Embedder], Callable[[str], Embedder] | None],  # load, switch
+        lag_probe: CachedLatestOffsets | None,
+        require_keys: bool,
     ) -> None:
+        database_url, read_database_url = databases
+        embedder_factory, load_model = models
         self.require_keys = require_keys
-        self.lag_probe = CachedLatestOffsets(latest_offsets) if latest_offsets else None
+        self.lag_probe = lag_probe
         self.listener = ChangeListener(database_url)
         self.index_metrics = CollectorRegistry()  # index-wide gauges, read at scrape time
         self.index_metrics.register(IndexCollector(lambda: self.pool, self.lag_probe))
