@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-long lint format bench clean kafka-up kafka-down
+.PHONY: install run test test-long lint format bench bench-retrieval clean kafka-up kafka-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,9 @@ test-long: lint  ## the long variants of the randomized and fuzz tests
 
 bench: install
 	$(PY) -m bench.folder_ingest
+
+bench-retrieval: install  ## nDCG@10, recall@100, latency per mode on ../shared/ir/cranfield
+	$(PY) -m bench.retrieval $(BENCH_ARGS)
 
 kafka-up: install  ## a genuine Apache Kafka 4 (KRaft) on 127.0.0.1:9092, data in .kafka/
 	$(PY) -m kafka_dev.broker up --port 9092 --dir .kafka

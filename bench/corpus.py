@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -35,10 +36,14 @@ def copy_files(source: Path, target: Path, count: int) -> list[Path]:
     return [Path(shutil.copy2(f, target / f.name)) for f in files]
 
 
-def save_result(name: str, result: dict[str, Any]) -> None:
-    """Print the result and keep it as bench/results/<name>_<time>.json."""
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def save_result(name: str, result: dict[str, Any], out: Path | None = None) -> None:
+    """Print the result and keep it as <out>/<name>_<time>.json (default bench/results/)."""
+    out = out or Path(__file__).parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2)
     (out / f"{name}_{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(text)
     print(text)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bench.corpus import copy_files, postgres_manual, save_result
+from bench.corpus import copy_files, percentile, postgres_manual, save_result
 from ingest_worker import database, migrations, reindex
 from ingest_worker.chunking import split
 from ingest_worker.embedding import SentenceTransformerEmbedder
@@ -92,10 +92,6 @@ def measure_freshness(
         latencies.append((time.perf_counter() - closed) * 1000)
         embedded.append(stats(client)["chunks_embedded_total"] - before)
     return latencies, embedded
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def main() -> None:

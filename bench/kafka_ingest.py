@@ -29,8 +29,8 @@ import httpx
 import psycopg
 from kafka import KafkaProducer
 
-from bench.corpus import postgres_manual, save_result
-from bench.folder_ingest import bare_model, percentile, pipeline_chunks, serve
+from bench.corpus import percentile, postgres_manual, save_result
+from bench.folder_ingest import bare_model, pipeline_chunks, serve
 from ingest_worker import database, migrations
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.positions import caught_up

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from kafka import KafkaProducer
 
-from bench.corpus import save_result
-from bench.folder_ingest import bare_model, percentile, pipeline_chunks
+from bench.corpus import percentile, save_result
+from bench.folder_ingest import bare_model, pipeline_chunks
 from bench.kafka_ingest import PARTITIONS, applied_all, bulk, kafka_bench, wait
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.settings import Settings

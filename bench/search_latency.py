@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.corpus import postgres_manual, save_result
-from bench.folder_ingest import percentile
+from bench.corpus import percentile, postgres_manual, save_result
 from ingest_worker import database, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.events import DocumentEvent, Op

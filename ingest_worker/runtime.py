@@ -213,6 +213,7 @@ def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
 
     from ingest_worker import api_keys
     from query_api.app import create_app
+    from query_api.queries import Bm25
 
     stop_on_sigterm(stop)
     app = create_app(
@@ -222,5 +223,6 @@ def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
         load_model=embedder_loader(settings),
         read_database_url=settings.read_database_url,
         require_keys=api_keys.required(settings.api_keys, settings.host),
+        bm25=Bm25(settings.bm25_k1, settings.bm25_b),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")

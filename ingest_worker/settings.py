@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="Require API keys on /v1 (`freshindex keys`): auto = when the API listens "
         "beyond loopback.",
     )
+    bm25_k1: float = Field(
+        default=1.2, ge=0, description="BM25 term-frequency saturation (keyword search)."
+    )
+    bm25_b: float = Field(
+        default=0.75, ge=0, le=1, description="BM25 length normalisation (keyword search)."
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with doc_id, version, position."

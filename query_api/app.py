@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from ingest_worker.embedding import Embedder
 from query_api.auth import BodyLimit
 from query_api.lag import CachedLatestOffsets, LatestOffsets
+from query_api.queries import DEFAULT_BM25, Bm25
 from query_api.routes import admin, changes, documents, health, page, search
 from query_api.state import ApiState
 
@@ -34,15 +35,18 @@ def create_app(
     read_database_url: str | None = None,
     require_keys: bool = False,
     max_body_bytes: int = 64 * 1024,
+    bm25: Bm25 = DEFAULT_BM25,
 ) -> FastAPI:
     """The app; the model loads at startup, so /readyz turns ready once it can answer.
     With `require_keys`, every /v1 endpoint needs an API key (see query_api.auth). With
-    `read_database_url`, searches and document reads go to that replica."""
+    `read_database_url`, searches and document reads go to that replica; `bm25` holds the
+    keyword ranking's parameters."""
     state = ApiState(
         (database_url, read_database_url),
         (embedder_factory, load_model),
         CachedLatestOffsets(latest_offsets) if latest_offsets else None,
         require_keys,
+        bm25,
     )
 
     @asynccontextmanager

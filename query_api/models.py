@@ -67,10 +67,18 @@ class SearchRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=100, description="How many hits to return.")
     filter: SearchFilter = Field(default_factory=SearchFilter)
     mode: Literal["vector", "keyword", "hybrid"] = Field(
-        default="vector",
-        description="vector (semantic), keyword (Postgres full-text) or hybrid (both, fused "
-        "by reciprocal rank).",
+        default="hybrid",
+        description="hybrid (the default: both below, fused by reciprocal rank), vector "
+        "(meaning: cosine similarity of embeddings) or keyword (Okapi BM25 over English-"
+        'stemmed words: any word may match). In keyword and hybrid mode "a phrase" must '
+        "appear and -word must not.",
     )
+    group_by: Literal["document"] | None = Field(
+        default=None,
+        description='"document": k distinct documents, each once with its best chunk (and '
+        "up to chunks_per_document - 1 more of its chunks in more_chunks).",
+    )
+    chunks_per_document: int = Field(default=3, ge=1, le=10)
     wait_for: list[WaitForDocument | WaitForPosition] = Field(
         default_factory=list,
         max_length=100,
@@ -87,16 +95,33 @@ class SearchRequest(BaseModel):
         return value
 
 
+_SCORE = (
+    "vector: cosine similarity (1 = same direction); keyword: BM25; hybrid: reciprocal-rank "
+    "fusion (sum of 1 / (60 + rank)). Higher is better; compare within one answer."
+)
+
+
+class ChunkMatch(BaseModel):
+    ordinal: int
+    heading: str
+    text: str
+    score: float = Field(description=_SCORE)
+
+
 class Hit(BaseModel):
     doc_id: str
     ordinal: int
     text: str
     heading: str
     title: str | None
-    score: float = Field(description="Cosine similarity, 1 = same direction.")
+    score: float = Field(description=_SCORE)
     metadata: dict[str, Any]
     version: int
     indexed_at: datetime
+    more_chunks: list[ChunkMatch] = Field(
+        default_factory=list,
+        description="With group_by: further matching chunks of this document, best first.",
+    )
 
 
 class SourceState(BaseModel):

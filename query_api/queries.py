@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from query_api import keywords
 from query_api.models import SearchFilter, WaitForDocument, WaitForPosition
 
 _COUNTERS = (
@@ -21,8 +23,6 @@ _COUNTERS = (
     "events_stale_total",
 )
 
-
-RRF_K = 60  # the usual reciprocal-rank-fusion constant
 _SELECT = """SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, {score} AS score,
                     d.metadata, d.version, d.indexed_at
              FROM chunks c JOIN documents d USING (tenant, doc_id)
@@ -31,9 +31,13 @@ _SELECT = """SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, {score} AS 
              LIMIT %(k)s"""
 
 
-def _filters(where: SearchFilter) -> tuple[list[sql.Composable], dict[str, Any]]:
+def _filters(
+    where: SearchFilter, required: str = ""
+) -> tuple[list[sql.Composable], dict[str, Any]]:
     conditions: list[sql.Composable] = [sql.SQL("c.tenant = %(tenant)s")]
-    params: dict[str, Any] = {"tenant": where.tenant}
+    params: dict[str, Any] = {"tenant": where.tenant, "required": required}
+    if required:
+        conditions.append(sql.SQL("c.tsv @@ websearch_to_tsquery('english', %(required)s)"))
     if where.metadata:
         conditions.append(sql.SQL("d.metadata @> %(metadata)s"))
         params["metadata"] = Jsonb(where.metadata)
@@ -43,11 +47,20 @@ def _filters(where: SearchFilter) -> tuple[list[sql.Composable], dict[str, Any]]
     return conditions, params
 
 
+HNSW_EF_SEARCH = 40  # pgvector's default candidate list size
+MAX_DEPTH = 1000  # the most rows one ranking returns (pgvector's ef_search limit)
+
+
 def vector_search(
-    conn: psycopg.Connection[Any], vector: np.ndarray[Any, Any], k: int, where: SearchFilter
+    conn: psycopg.Connection[Any],
+    vector: np.ndarray[Any, Any],
+    k: int,
+    where: SearchFilter,
+    required: str = "",
 ) -> list[dict[str, Any]]:
-    """The k chunks nearest to `vector` that pass the filter; score = cosine similarity."""
-    conditions, params = _filters(where)
+    """The k chunks nearest to `vector` that pass the filter (and match `required`, in
+    web-search syntax, when given); score = cosine similarity."""
+    conditions, params = _filters(where, required)
     query = sql.SQL(_SELECT).format(
         score=sql.SQL("1 - (c.embedding <=> %(vector)s)"),
         conditions=sql.SQL(" AND ").join(conditions),
@@ -58,34 +71,74 @@ def vector_search(
             # Keep scanning the HNSW graph until k rows pass the filter (pgvector >= 0.8);
             # without it a selective filter returns fewer than k hits.
             cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        if k > HNSW_EF_SEARCH:
+            # An HNSW scan yields at most ef_search rows: ask for as many as are wanted.
+            cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(k)))
         return cur.execute(query, {**params, "vector": vector, "k": k}).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class Bm25:
+    """Okapi BM25's parameters: term-frequency saturation and length normalisation."""
+
+    k1: float = 1.2
+    b: float = 0.75
+
+
+DEFAULT_BM25 = Bm25()
+
+# Okapi BM25 over chunk_terms (see migrations/0006_bm25.sql), Lucene's idf, the tenant's
+# statistics. Every candidate (a chunk sharing a query lexeme) is scored; filters and the
+# query's required part are checked best-first on the chunk rows, so the scan of the chunk
+# table stops after k rows pass.
+_BM25 = """
+WITH q AS (
+    SELECT lexeme, array_length(positions, 1) AS qtf
+    FROM unnest(to_tsvector('english', %(terms)s))
+), totals AS (
+    SELECT sum(chunks)::float8 AS n, sum(tokens)::float8 / nullif(sum(chunks), 0) AS avgdl
+    FROM bm25_totals WHERE tenant = %(tenant)s
+), postings AS MATERIALIZED (
+    SELECT p.lexeme, p.chunk_id, p.tf, p.length
+    FROM q JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.lexeme = q.lexeme
+), weights AS (
+    SELECT p.lexeme, q.qtf * ln(1 + (t.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
+    FROM postings p JOIN q USING (lexeme) CROSS JOIN totals t
+    GROUP BY p.lexeme, q.qtf, t.n
+), scored AS (
+    SELECT p.chunk_id, sum(
+        w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / t.avgdl))
+    ) AS score
+    FROM postings p JOIN weights w USING (lexeme) CROSS JOIN totals t
+    GROUP BY p.chunk_id
+)
+SELECT hit.* FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id) s
+CROSS JOIN LATERAL (
+    SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, s.score::float8 AS score,
+           d.metadata, d.version, d.indexed_at
+    FROM chunks c JOIN documents d USING (tenant, doc_id)
+    WHERE c.id = s.chunk_id AND {conditions}
+) hit
+ORDER BY s.score DESC, s.chunk_id
+LIMIT %(k)s
+"""
+
+
 def keyword_search(
-    conn: psycopg.Connection[Any], text: str, k: int, where: SearchFilter
+    conn: psycopg.Connection[Any],
+    text: str,
+    k: int,
+    where: SearchFilter,
+    bm25: Bm25 = DEFAULT_BM25,
 ) -> list[dict[str, Any]]:
-    """Full-text matches (English stemming, web-search syntax); score = ts_rank_cd."""
-    conditions, params = _filters(where)
-    conditions.append(sql.SQL("c.tsv @@ websearch_to_tsquery('english', %(text)s)"))
-    rank = sql.SQL("ts_rank_cd(c.tsv, websearch_to_tsquery('english', %(text)s))")
-    query = sql.SQL(_SELECT).format(
-        score=rank,
-        conditions=sql.SQL(" AND ").join(conditions),
-        order=sql.SQL("{} DESC, c.id").format(rank),
-    )
+    """Okapi BM25 (English stemming): chunks sharing any word of `text`, best first;
+    web-search syntax narrows them ("a phrase" must appear, -word must not)."""
+    query = keywords.read(text)
+    conditions, params = _filters(where, query.required)
+    statement = sql.SQL(_BM25).format(conditions=sql.SQL(" AND ").join(conditions))
+    params |= {"terms": query.terms, "k": k, "k1": bm25.k1, "b": bm25.b}
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, {**params, "text": text, "k": k}).fetchall()
-
-
-def fuse(rankings: list[list[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
-    """Reciprocal rank fusion: score = sum of 1 / (60 + rank) over the rankings."""
-    fused: dict[tuple[str, int], dict[str, Any]] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            key = (hit["doc_id"], hit["ordinal"])
-            entry = fused.setdefault(key, {**hit, "score": 0.0})
-            entry["score"] += 1.0 / (RRF_K + rank)
-    return sorted(fused.values(), key=lambda h: h["score"], reverse=True)[:k]
+        return cur.execute(statement, params).fetchall()
 
 
 def _has_iterative_scan(conn: psycopg.Connection[Any]) -> bool:

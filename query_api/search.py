@@ -12,13 +12,14 @@ import psycopg_pool
 
 from ingest_worker import reindex
 from ingest_worker.embedding import Embedder, Vector
-from query_api import queries
+from query_api import keywords, queries, ranking
 from query_api.lag import CachedLatestOffsets, with_lag
 from query_api.listener import ChangeListener
 from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, SourceFreshness
 
 EmbedderFor = Callable[[str | None], Embedder]  # the loaded model, or the one named
-FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking
+FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking,
+FUSION_CANDIDATES = 100  # and at least the top 100
 
 
 def answer(
@@ -28,6 +29,7 @@ def answer(
     listener: ChangeListener,
     lag_probe: CachedLatestOffsets | None,
     read_pool: psycopg_pool.ConnectionPool[Any] | None = None,
+    bm25: queries.Bm25 = queries.DEFAULT_BM25,
 ) -> SearchResponse:
     """Wait on the primary (`pool`, where workers commit and NOTIFY), then rank on
     `read_pool` (a streaming replica; default the primary) once it has replayed that far."""
@@ -45,7 +47,7 @@ def answer(
         with read_pool.connection() as conn:
             missing = queries.missing(conn, request.wait_for)
     with read_pool.connection() as conn:
-        rows = _rank_with_the_index_model(conn, request, embedder_for)
+        rows = _rank_with_the_index_model(conn, request, embedder_for, bm25)
         freshness = queries.freshness(conn)
     return SearchResponse(
         hits=[Hit(**row) for row in rows],
@@ -58,7 +60,10 @@ def answer(
 
 
 def _rank_with_the_index_model(
-    conn: psycopg.Connection[Any], request: SearchRequest, embedder_for: EmbedderFor
+    conn: psycopg.Connection[Any],
+    request: SearchRequest,
+    embedder_for: EmbedderFor,
+    bm25: queries.Bm25,
 ) -> list[dict[str, Any]]:
     """Rank with the model the index uses, read once per search, after the query: a
     `freshindex reindex` may have switched models between our embedding and our query
@@ -68,9 +73,9 @@ def _rank_with_the_index_model(
         embedder = embedder_for(model)
         vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
         if vector is None:
-            return _rank(conn, request, None)
+            return _rank(conn, request, None, bm25)
         try:
-            rows: list[dict[str, Any]] | None = _rank(conn, request, vector)
+            rows: list[dict[str, Any]] | None = _rank(conn, request, vector, bm25)
         except psycopg.errors.DataException as e:
             if "dimensions" not in str(e):
                 raise
@@ -82,19 +87,43 @@ def _rank_with_the_index_model(
 
 
 def _rank(
-    conn: psycopg.Connection[Any], request: SearchRequest, vector: Vector | None
+    conn: psycopg.Connection[Any],
+    request: SearchRequest,
+    vector: Vector | None,
+    bm25: queries.Bm25,
+) -> list[dict[str, Any]]:
+    """The k best chunks, or with `group_by` the k best documents: chunks are ranked ever
+    deeper until k distinct documents are among them (or there are no more chunks)."""
+    if request.group_by is None:
+        return _rank_chunks(conn, request, vector, bm25, request.k)
+    depth = request.k * request.chunks_per_document
+    while True:
+        ranked = _rank_chunks(conn, request, vector, bm25, depth)
+        documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
+        if len(documents) == request.k or len(ranked) < depth or depth >= queries.MAX_DEPTH:
+            return documents
+        depth = min(depth * 4, queries.MAX_DEPTH)
+
+
+def _rank_chunks(
+    conn: psycopg.Connection[Any],
+    request: SearchRequest,
+    vector: Vector | None,
+    bm25: queries.Bm25,
+    depth: int,
 ) -> list[dict[str, Any]]:
     if vector is None:
-        return queries.keyword_search(conn, request.query, request.k, request.filter)
+        return queries.keyword_search(conn, request.query, depth, request.filter, bm25)
     if request.mode == "vector":
-        return queries.vector_search(conn, vector, request.k, request.filter)
-    depth = request.k * FUSION_DEPTH
-    return queries.fuse(
+        return queries.vector_search(conn, vector, depth, request.filter)
+    candidates = min(max(depth * FUSION_DEPTH, FUSION_CANDIDATES), queries.MAX_DEPTH)
+    required = keywords.read(request.query).required  # "a phrase", -word narrow both halves
+    return ranking.fuse(
         [
-            queries.vector_search(conn, vector, depth, request.filter),
-            queries.keyword_search(conn, request.query, depth, request.filter),
+            queries.vector_search(conn, vector, candidates, request.filter, required),
+            queries.keyword_search(conn, request.query, candidates, request.filter, bm25),
         ],
-        request.k,
+        depth,
     )
 
 

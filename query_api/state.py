@@ -18,6 +18,7 @@ from ingest_worker.embedding import Embedder
 from query_api.index_metrics import IndexCollector
 from query_api.lag import CachedLatestOffsets
 from query_api.listener import ChangeListener
+from query_api.queries import Bm25
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,12 @@ class ApiState:
         models: tuple[Callable[[], Embedder], Callable[[str], Embedder] | None],  # load, switch
         lag_probe: CachedLatestOffsets | None,
         require_keys: bool,
+        bm25: Bm25,
     ) -> None:
         database_url, read_database_url = databases
         embedder_factory, load_model = models
         self.require_keys = require_keys
+        self.bm25 = bm25
         self.lag_probe = lag_probe
         self.listener = ChangeListener(database_url)
         self.index_metrics = CollectorRegistry()  # index-wide gauges, read at scrape time

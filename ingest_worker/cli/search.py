@@ -12,7 +12,15 @@ import typer
 def search(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", help="How many hits.")] = 10,
-    mode: Annotated[str, typer.Option(help="vector, keyword or hybrid.")] = "vector",
+    mode: Annotated[
+        str, typer.Option(help="hybrid (both fused), vector (meaning) or keyword (BM25 words).")
+    ] = "hybrid",
+    chunks: Annotated[
+        bool,
+        typer.Option(
+            "--chunks", help="List the best chunks (a document may repeat) instead of documents."
+        ),
+    ] = False,
     wait_for: Annotated[
         list[str] | None,
         typer.Option(
@@ -29,11 +37,14 @@ def search(
         typer.Option(envvar="FRESHINDEX_API_KEY", help="When the API requires keys."),
     ] = None,
 ) -> None:
-    """Search the index through the HTTP API."""
+    """Search the index through the HTTP API: the k best documents, each with its best
+    chunk (or with --chunks, the k best chunks)."""
     body = {
         "query": text,
         "k": k,
         "mode": mode,
+        "group_by": None if chunks else "document",
+        "chunks_per_document": 1,
         "wait_for": [_awaited(item) for item in wait_for or []],
         "wait_timeout_ms": wait_timeout_ms,
     }

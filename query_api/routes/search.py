@@ -15,11 +15,12 @@ router = APIRouter()
 
 @router.post("/v1/search", response_model=SearchResponse)
 def search(request: SearchRequest, caller: Authenticated, state: State) -> SearchResponse:
-    """The k best chunks for the query from the freshest committed data, after waiting
-    (bounded) for the versions or Kafka positions in `wait_for`."""
+    """The k best chunks (or with group_by, documents) for the query from the freshest
+    committed data, after waiting (bounded) for the versions or Kafka positions in
+    `wait_for`."""
     request = scoped(request, caller)
     with SEARCH_SECONDS.labels(request.mode).time():
         return answer(
             request, state.embedder_for, state.pool, state.listener, state.lag_probe,
-            state.read_pool,
+            state.read_pool, state.bm25,
         )  # fmt: skip

@@ -50,7 +50,9 @@ async function search(event) {
   const response = await fetch("/v1/search", {
     method: "POST",
     headers: {"content-type": "application/json", ...authHeaders},
-    body: JSON.stringify({query, k: 10, mode: $("#mode").value}),
+    // One result per document, with up to two more of its matching passages.
+    body: JSON.stringify({query, k: 10, mode: $("#mode").value, group_by: "document",
+      chunks_per_document: 3}),
   });
   const body = await response.json();
   if (response.status === 401) askForKey();
@@ -66,7 +68,9 @@ async function search(event) {
       <div class="hit-meta">${escapeHtml(hit.doc_id)} · chunk ${hit.ordinal}
         · score ${hit.score.toFixed(3)} · version ${hit.version}
         · indexed <time datetime="${hit.indexed_at}">${ago(hit.indexed_at)}</time></div>
-      <p>${highlight(hit.text, query)}</p>`;
+      <p>${highlight(hit.text, query)}</p>
+      ${hit.more_chunks.map((chunk) => `
+        <p class="more">chunk ${chunk.ordinal}: ${highlight(chunk.text, query)}</p>`).join("")}`;
     return item;
   }));
   $("#search-status").textContent =
