@@ -1,17 +1,20 @@
 """Search latency over HTTP at ≥ 100k chunks, without and with concurrent ingest.
 
-    .venv/bin/python -m bench.search_latency [--chunks 100000] [--queries 200]
+    .venv/bin/python -m bench.search_latency [--chunks 100000] [--queries 200] [--keep DIR]
 
 Corpus: the PostgreSQL 15 and Python 3.11 manuals (Debian `postgresql-doc-15`,
 `python3.11-doc`), chunked at 96 tokens to reach the target, embedded for real with
 all-MiniLM-L6-v2 into a fresh embedded Postgres (HNSW, default m/ef). Then a `freshindex api`
 process answers 200 queries (titles of random pages) per mode, one at a time, first idle,
-then while a `freshindex worker folder` process ingests more pages.
+then while a `freshindex worker folder` process ingests more pages. With `--keep DIR` the
+loaded index stays in DIR, and a later run with the same DIR measures it again without
+reloading (loading takes ~20 minutes).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -74,11 +77,19 @@ def load(pipeline: Pipeline, files: list[Path], target: int) -> tuple[int, float
     return done, time.perf_counter() - started, []
 
 
-def latencies(client: httpx.Client, queries: list[str], mode: str) -> dict[str, float]:
+MODES = {  # name → request fields
+    "vector": {"mode": "vector"},
+    "hybrid": {"mode": "hybrid"},
+    "keyword": {"mode": "keyword"},
+    "hybrid_by_document": {"mode": "hybrid", "group_by": "document"},
+}
+
+
+def latencies(client: httpx.Client, queries: list[str], fields: dict[str, str]) -> dict[str, float]:
     times = []
     for query in queries:
         started = time.perf_counter()
-        response = client.post("/v1/search", json={"query": query, "k": 10, "mode": mode})
+        response = client.post("/v1/search", json={"query": query, "k": 10, **fields})
         response.raise_for_status()
         times.append((time.perf_counter() - started) * 1000)
     return {
@@ -93,17 +104,25 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument("--keep", type=Path, help="Keep (or reuse) the loaded index here.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="freshindex-latency-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="freshindex-latency-"))
     url = database.start_embedded(work / "pg")
     with database.connect(url) as conn:
         migrations.apply(conn)
-    embedder = SentenceTransformerEmbedder()
-    store = Store(database.connect(url), embedder.model_name)
-    reindex.activate(store.conn, store.model, embedder.dimensions)
     files = corpus()
     random.Random(1).shuffle(files)
-    chunks, load_s, rest = load(Pipeline(store, embedder, chunk_max_tokens=96), files, args.chunks)
+    loaded = work / "loaded.json"
+    if loaded.exists():  # an index kept by an earlier run
+        chunks, load_s, count = json.loads(loaded.read_text())
+        rest = files[count:]
+    else:
+        embedder = SentenceTransformerEmbedder()
+        store = Store(database.connect(url), embedder.model_name)
+        reindex.activate(store.conn, store.model, embedder.dimensions)
+        pipeline = Pipeline(store, embedder, chunk_max_tokens=96)
+        chunks, load_s, rest = load(pipeline, files, args.chunks)
+        loaded.write_text(json.dumps([chunks, load_s, len(files) - len(rest)]))
     rng = random.Random(2)
     queries = []
     for f in rng.sample(files[: len(files) - len(rest)], args.queries):
@@ -118,10 +137,9 @@ def main() -> None:
                 break
         except httpx.TransportError:
             time.sleep(0.5)
-    latencies(client, queries[:20], "vector")  # warm up
-    idle = {mode: latencies(client, queries, mode) for mode in ("vector", "hybrid", "keyword")}
-    inbox = work / "inbox"
-    inbox.mkdir()
+    latencies(client, queries[:20], MODES["hybrid"])  # warm up
+    idle = {name: latencies(client, queries, fields) for name, fields in MODES.items()}
+    inbox = Path(tempfile.mkdtemp(prefix="freshindex-latency-inbox-"))
     worker = subprocess.Popen(
         [FRESHINDEX, "worker", "folder", str(inbox)],
         env={**env, "FRESHINDEX_CHUNK_MAX_TOKENS": "96"},
@@ -130,7 +148,7 @@ def main() -> None:
     for f in rest[:400]:
         shutil.copy(f, inbox / f.name)
     time.sleep(2)
-    busy = {mode: latencies(client, queries, mode) for mode in ("vector", "hybrid", "keyword")}
+    busy = {name: latencies(client, queries, fields) for name, fields in MODES.items()}
     ingested = client.get("/v1/stats").json()["chunks"] - chunks
     for process in (worker, api):
         process.send_signal(signal.SIGTERM)
