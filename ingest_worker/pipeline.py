@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 class BatchReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     chunks_embedded: int = 0
-    dead_letters: list[DocumentEvent] = field(default_factory=list)
+    dead_letters: list[tuple[DocumentEvent, PoisonInput]] = field(default_factory=list)
 
     def add(self, other: BatchReport) -> None:
         self.outcomes.update(other.outcomes)
@@ -105,7 +105,7 @@ class Pipeline:
                 changes.append((self._prepare(event, states), covered))
             except PoisonInput as e:
                 self.store.record_dead_letter(event, e, watermarks.done(covered))
-                report.dead_letters.append(event)
+                report.dead_letters.append((event, e))
                 self._report(report, event, Outcome.DEAD_LETTER)
         vectors, embedded_by, failed = self._vectors_for([c for c, _ in changes], states)
         report.chunks_embedded = len(embedded_by)
@@ -113,7 +113,7 @@ class Pipeline:
             if errors := [failed[c.hash] for c in change.chunks or () if c.hash in failed]:
                 error = EmbeddingFailed(f"the model failed on this document's text: {errors[0]!r}")
                 self.store.record_dead_letter(change.event, error, watermarks.done(covered))
-                report.dead_letters.append(change.event)
+                report.dead_letters.append((change.event, error))
                 self._report(report, change.event, Outcome.DEAD_LETTER)
                 continue
             outcome = self._commit(change, vectors, embedded_by, watermarks.done(covered))

@@ -188,9 +188,11 @@ def run_kafka_worker(settings: Settings) -> None:
         with database.connect(url) as conn:  # its own connection: called from faust's thread
             return start_positions(conn, kafka_events.source_name(topic), log_starts)
 
-    def dead_letter(event: DocumentEvent, key: bytes | None, value: bytes | None) -> None:
-        reason = str(event.poison) if event.poison else "see the dead_letters table"
-        dlq.send_raw(key, value, topic=settings.dlq_topic, headers=[("reason", reason.encode())])
+    def dead_letter(
+        event: DocumentEvent, error: Exception, key: bytes | None, value: bytes | None
+    ) -> None:
+        reason = str(error).encode()
+        dlq.send_raw(key, value, topic=settings.dlq_topic, headers=[("reason", reason)])
 
     app = build_app(settings, pipeline, resume_positions, dead_letter)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)

@@ -44,7 +44,7 @@ def test_only_the_document_the_model_fails_on_alone_is_dead_lettered(
     events.append(upsert("bad", "This one carries a nan-bomb for the model."))
     report = Pipeline(store, model).process(events)
     assert report.outcomes == {"applied": 9, "dead_letter": 1}
-    assert [e.doc_id for e in report.dead_letters] == ["bad"]
+    assert [e.doc_id for e, _ in report.dead_letters] == ["bad"]
     assert model.calls[0] == 10 and max(model.calls[1:]) <= 5  # split, not retried whole
     reason = store.conn.execute("SELECT reason FROM dead_letters WHERE doc_id = 'bad'").fetchone()
     assert reason is not None and "nan-bomb" not in reason[0] and "NaN" in reason[0]

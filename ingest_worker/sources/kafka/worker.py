@@ -77,7 +77,8 @@ class IndexPositionsTransport(faust_aiokafka.Transport):
 drivers.TRANSPORTS.aliases["freshindex"] = f"{__name__}:IndexPositionsTransport"
 
 
-DeadLetterSink = Callable[[DocumentEvent, bytes | None, bytes | None], None]
+# (event, why, the original key and value)
+DeadLetterSink = Callable[[DocumentEvent, Exception, bytes | None, bytes | None], None]
 
 
 def build_app(
@@ -191,10 +192,10 @@ class _Batches:
         )
         if self.dead_letter_sink and report.dead_letters:
             originals = {(m.partition, m.offset): (m.key, m.value) for m in messages}
-            for event in report.dead_letters:
+            for event, error in report.dead_letters:
                 assert event.position is not None
                 self.dead_letter_sink(
-                    event, *originals[(event.position.partition, event.position.position)]
+                    event, error, *originals[(event.position.partition, event.position.position)]
                 )
 
     async def rewind(self, partition: int, offset: int) -> None:
