@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ingest_worker.sources.kafka.events import source_name
 from query_api import keywords
 from query_api.models import SearchFilter, WaitForDocument, WaitForPosition
 
@@ -199,7 +200,7 @@ def missing(
                                       AND p.position >= w.position""",
             (
                 list(range(len(positions))),
-                [f"kafka:{w.topic}" for w in positions],
+                [source_name(w.topic) for w in positions],
                 [w.partition for w in positions],
                 [w.offset for w in positions],
             ),
