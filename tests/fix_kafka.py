@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -41,6 +41,7 @@ class KafkaSetup:
     logs: Path
     partitions: int = 4
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _log_files: list[IO[bytes]] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -69,17 +70,35 @@ class KafkaSetup:
     def publisher(self) -> Publisher:
         return Publisher(self.settings)
 
-    def spawn(self, *args: str, name: str = "worker") -> subprocess.Popen[bytes]:
-        """A freshindex process (default: `worker kafka`), output in logs/<name>.log."""
+    def spawn(self, *args: str, name: str = "worker", **env: str) -> subprocess.Popen[bytes]:
+        """A freshindex process (default: `worker kafka`), output in logs/<name>.log. It runs
+        in the logs folder: faust keeps a data folder in its working directory."""
         log = (self.logs / f"{name}.log").open("ab")
+        self._log_files.append(log)
         process = subprocess.Popen(
             [FRESHINDEX, *(args or ("worker", "kafka"))],
-            env={**os.environ, **self.env},
+            cwd=self.logs,
+            env={**os.environ, **self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         return process
+
+    def kill_all(self) -> None:
+        """SIGKILL whatever still runs and close the logs (every test ends with this)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.wait()
+        for log in self._log_files:
+            log.close()
+
+    def __enter__(self) -> KafkaSetup:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.kill_all()
 
     def running(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.processes if p.poll() is None]
@@ -95,8 +114,5 @@ def kafka_setup(kafka_broker: Broker, db_url: str, tmp_path: Path) -> Iterator[K
     setup = KafkaSetup(kafka_broker, db_url, f"docs-{n}", f"group-{n}", tmp_path)
     # Created before anything publishes: the broker would auto-create it with 1 partition.
     ensure_topic(setup.settings, setup.topic)
-    yield setup
-    for process in setup.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
+    with setup:
+        yield setup

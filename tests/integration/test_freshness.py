@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -81,11 +82,41 @@ def test_a_search_waits_for_a_published_kafka_event(
         assert partitions and all(s["lag"] == 0 and s["lag_ms"] == 0 for s in partitions)
 
 
+def lag(api: httpx.Client, topic: str) -> int | None:
+    """Events of `topic` not applied yet, summed over partitions (None: not known)."""
+    sources = search(api, {"query": "lag"})["freshness"]["sources"]
+    lags = [s["lag"] for s in sources if s["source"] == f"kafka:{topic}"]
+    return None if not lags or None in lags else sum(lags)
+
+
+def test_lag_counts_the_events_not_applied_yet(
+    kafka_setup: KafkaSetup, embedder: SentenceTransformerEmbedder
+) -> None:
+    offsets = functools.partial(end_offsets, kafka_setup.settings)
+    with (
+        serve_api(kafka_setup.db_url, embedder, offsets) as api,
+        kafka_setup.publisher() as publisher,
+    ):
+        worker = kafka_setup.spawn()
+        publisher.upsert("warm", text="warm up", content_type="text/plain")
+        wait_until(lambda: lag(api, kafka_setup.topic) == 0, 120, "the worker to catch up")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(60) == 0
+        for i in range(7):  # no worker runs: these wait in Kafka
+            publisher.upsert(f"late-{i}", text=f"Late note {i}.", content_type="text/plain")
+        # The probe caches Kafka's offsets for 2 s; then the lag is exactly the 7 events.
+        wait_until(lambda: lag(api, kafka_setup.topic) == 7, 30, "a lag of 7 events")
+        kafka_setup.spawn()
+        wait_until(lambda: lag(api, kafka_setup.topic) == 0, 120, "the lag to drop to 0")
+        assert all(document(api, f"late-{i}") for i in range(7))
+
+
 def test_a_wait_that_times_out_says_what_is_missing(api: httpx.Client) -> None:
     awaited = [{"doc_id": "never", "version": 3}, {"topic": "t", "partition": 0, "offset": 9}]
     started = time.monotonic()
     answer = search(api, {"query": "x", "wait_for": awaited, "wait_timeout_ms": 300})
-    assert 0.3 <= time.monotonic() - started < 3
+    # It waited its 300 ms, and then no longer than it takes to answer on a busy machine.
+    assert 0.3 <= time.monotonic() - started < 30
     assert answer["fresh"] is False
     assert answer["missing"] == [{**awaited[0], "tenant": "default"}, awaited[1]]
 
@@ -122,12 +153,23 @@ def test_change_feed_streams_commits_and_resumes(api: httpx.Client, pipeline: Pi
                     if len(received) >= count:
                         return
 
-    reader = threading.Thread(target=listen, args=({}, 2))
+    errors: list[BaseException] = []
+
+    def listen_live() -> None:
+        try:
+            # From the feed's start (id 0): whether the stream opens before or after the
+            # commits below, it must deliver both.
+            listen({"Last-Event-ID": "0"}, 2)
+        except BaseException as e:  # handed to the test thread below
+            errors.append(e)
+
+    reader = threading.Thread(target=listen_live)
     reader.start()
-    time.sleep(0.5)  # the stream is open before the commits
     pipeline.process([upsert("a", "first about ants", 1)])
     pipeline.process([upsert("b", "second about bees", 1)])
-    reader.join(timeout=30)
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the change feed did not deliver two events"
+    assert not errors, errors
     assert [(e["doc_id"], e["version"], e["op"]) for e in received] == [
         ("a", 1, "upsert"),
         ("b", 1, "upsert"),
@@ -149,11 +191,13 @@ def test_keyword_and_hybrid_modes(api: httpx.Client, pipeline: Pipeline) -> None
     )
     keyword = search(api, {"query": "XJ-4471", "mode": "keyword"})
     assert [h["doc_id"] for h in keyword["hits"]] == ["codes"] and keyword["mode"] == "keyword"
-    assert search(api, {"query": "running out of disk space", "mode": "keyword"})["hits"] == []
-    hybrid = search(api, {"query": "XJ-4471 disk full", "mode": "hybrid", "k": 2})
-    assert hybrid["hits"][0]["doc_id"] == "codes"
+    # BM25 with OR semantics: each document sharing a word of the question is a hit.
+    keyword = search(api, {"query": "running out of disk space", "mode": "keyword"})
+    assert {h["doc_id"] for h in keyword["hits"]} == {"codes", "storage"}
+    hybrid = search(api, {"query": "XJ-4471 disk full", "k": 2})  # hybrid is the default
+    assert hybrid["mode"] == "hybrid" and hybrid["hits"][0]["doc_id"] == "codes"
     assert {h["doc_id"] for h in hybrid["hits"]} == {"codes", "storage"}
-    vector = search(api, {"query": "running out of disk space", "k": 1})
+    vector = search(api, {"query": "running out of disk space", "mode": "vector", "k": 1})
     assert vector["hits"][0]["doc_id"] == "storage" and vector["mode"] == "vector"
 
 

@@ -54,21 +54,22 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
 ) -> None:
     events = script(documents=200, events=2000, seed=7)
     rng = random.Random(7)
-    kafka_setup.spawn()
-    # Published over ~10 restarts (each loads the model for ~9 s), so every kill lands
-    # while events are still arriving.
-    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 110)
-    kills = 0
-    while kills < 10:
+    # One slice of the stream per life of the worker: published as it starts (the model
+    # takes ~30 s to load on a busy machine), so every kill lands after progress on that
+    # slice, while events of it are still arriving or pending.
+    size = -(-len(events) // 11)
+    slices = [events[i : i + size] for i in range(0, len(events), size)]
+    for kill, part in enumerate(slices[:10]):
         before = applied(api)
-        wait_until(partial(progressed, api, before), 120, "the worker to make progress")
-        time.sleep(rng.uniform(0.2, 2.0))
+        kafka_setup.spawn()
+        publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, part, 3).join()
+        wait_until(partial(progressed, api, before), 180, f"progress before kill {kill}")
+        time.sleep(rng.uniform(0.0, 1.0))
         for process in kafka_setup.running():
             process.send_signal(signal.SIGKILL)
             process.wait()
-        kills += 1
-        kafka_setup.spawn()
-    publisher.join()
+    kafka_setup.spawn()
+    publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, slices[10], 1).join()
     wait_for_all_applied(kafka_setup, 300)
     assert_index_matches(kafka_setup, final_state(events))
 
@@ -77,16 +78,21 @@ def test_workers_leaving_and_joining_a_group_lose_nothing(
     kafka_setup: KafkaSetup, api: httpx.Client
 ) -> None:
     events = script(documents=200, events=1500, seed=11)
+    parts = [events[:500], events[500:1000], events[1000:]]  # one per group membership
     first, second = kafka_setup.spawn(name="first"), kafka_setup.spawn(name="second")
-    publisher = publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, events, 30)
-    wait_until(lambda: applied(api) > 200, 120, "both workers to make progress")
+    publish = partial(publish_in_background, kafka_setup.broker.bootstrap, kafka_setup.topic)
+    publisher = publish(parts[0], 10)
+    wait_until(lambda: applied(api) > 200, 180, "both workers to make progress")
     first.send_signal(signal.SIGTERM)  # leaves the group mid-stream
     assert first.wait(60) == 0, kafka_setup.log_text("first")
+    publisher.join()
     before = applied(api)
-    wait_until(lambda: applied(api) > before + 100, 120, "the second worker to take over")
+    publisher = publish(parts[1], 10)
+    wait_until(lambda: applied(api) > before + 100, 180, "the second worker to take over")
     third = kafka_setup.spawn(name="third")
     publisher.join()
-    wait_for_all_applied(kafka_setup, 240)
+    publish(parts[2], 10).join()
+    wait_for_all_applied(kafka_setup, 300)
     assert_index_matches(kafka_setup, final_state(events))
     for process in (second, third):
         assert process.poll() is None

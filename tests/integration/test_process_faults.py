@@ -9,6 +9,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -72,70 +73,94 @@ def test_a_database_restart_is_ridden_out_by_workers_and_api(
     own_postgres: tuple[Path, str], kafka_broker: Broker, tmp_path: Path
 ) -> None:
     data_dir, url = own_postgres
-    setup = KafkaSetup(kafka_broker, url, "outage-docs", "outage-group", tmp_path)
-    ensure_topic(setup.settings, setup.topic)
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    rng = random.Random(5)
-    write(folder, rng, 20)
-    port = free_port()
-    setup.spawn("worker", "folder", str(folder), name="folder")
-    setup.spawn(name="kafka")
-    setup.spawn("api", "--port", str(port), name="api")
-    api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-    wait_until(lambda: files_indexed(url) == files_on_disk(folder), 120, "the first files")
-    events = script(documents=60, events=500, seed=3)
-    publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, events, 20)
-    time.sleep(3)
+    with KafkaSetup(kafka_broker, url, "outage-docs", "outage-group", tmp_path) as setup:
+        ensure_topic(setup.settings, setup.topic)
+        folder = tmp_path / "notes"
+        folder.mkdir()
+        rng = random.Random(5)
+        write(folder, rng, 20)
+        port = free_port()
+        setup.spawn("worker", "folder", str(folder), name="folder")
+        setup.spawn(name="kafka")
+        setup.spawn("api", "--port", str(port), name="api")
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        wait_until(lambda: files_indexed(url) == files_on_disk(folder), 120, "the first files")
+        events = script(documents=60, events=500, seed=3)
+        before, during = events[:250], events[250:]  # the second half meets the outage
+        publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, before, 5)
+        wait_until(lambda: applied_everything(url, setup.topic, {0: 1}), 120, "Kafka progress")
+        publisher.join()
 
-    database.stop_embedded(data_dir)
-    wait_until(lambda: _status(api, "/readyz") == 503, 30, "readyz to report the outage")
-    down = api.post("/v1/search", json={"query": "harbour"})
-    assert down.status_code == 503 and down.headers["Retry-After"]
-    write(folder, rng, 15)  # the folder worker sees these while the database is away
-    time.sleep(5)
-    database.start_embedded(data_dir)
+        database.stop_embedded(data_dir)
+        wait_until(lambda: _status(api, "/readyz") == 503, 30, "readyz to report the outage")
+        down = api.post("/v1/search", json={"query": "harbour"})
+        assert down.status_code == 503 and down.headers["Retry-After"]
+        write(folder, rng, 15)  # the folder worker sees these while the database is away
+        publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, during, 2)
+        for name in ("folder", "kafka"):  # each met the outage, and is waiting it out
+            wait_until(partial(logged, setup, name, "retrying"), 60, f"{name} to retry")
+        database.start_embedded(data_dir)
 
-    publisher.join()
-    wait_until(
-        lambda: applied_everything(url, setup.topic, end_offsets(setup.settings, setup.topic)),
-        180,
-        "every Kafka event to be applied",
-    )
-    kafka_docs = {d: s for d, s in indexed_state(url).items() if d.startswith("doc-")}
-    assert kafka_docs == final_state(events)
-    wait_until(lambda: files_indexed(url) == files_on_disk(folder), 60, "the files written")
-    assert _status(api, "/readyz") == 200
-    assert api.post("/v1/search", json={"query": "harbour"}).status_code == 200
-    assert all(p.poll() is None for p in setup.processes), "a process died"
-    logs = setup.log_text("folder") + setup.log_text("kafka")
-    assert "retrying" in logs  # they did meet the outage
-    for process in setup.processes:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0
+        publisher.join()
+        wait_until(
+            lambda: applied_everything(url, setup.topic, end_offsets(setup.settings, setup.topic)),
+            180,
+            "every Kafka event to be applied",
+        )
+        kafka_docs = {d: s for d, s in indexed_state(url).items() if d.startswith("doc-")}
+        assert kafka_docs == final_state(events)
+        wait_until(lambda: files_indexed(url) == files_on_disk(folder), 60, "the files written")
+        assert _status(api, "/readyz") == 200
+        assert api.post("/v1/search", json={"query": "harbour"}).status_code == 200
+        assert all(p.poll() is None for p in setup.processes), "a process died"
+        for process in setup.processes:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0
+        api.close()
+
+
+def logged(setup: KafkaSetup, name: str, text: str) -> bool:
+    return text in setup.log_text(name)
+
+
+def changed_since(url: str, change: int) -> bool:
+    return last_change(url) > change
+
+
+def last_change(url: str) -> int:
+    """The id of the newest committed change (0 before the first, or while unreachable)."""
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()
+    except psycopg.Error:
+        return 0
+    return int(row[0]) if row else 0
 
 
 def test_a_folder_worker_killed_again_and_again_loses_nothing(
     db_url: str, kafka_broker: Broker, tmp_path: Path
 ) -> None:
-    setup = KafkaSetup(kafka_broker, db_url, "unused", "unused", tmp_path)
     folder = tmp_path / "notes"
     folder.mkdir()
     rng = random.Random(11)
     write(folder, rng, 30)
-    env_folder = str(folder)
-    for _ in range(10):
-        worker = setup.spawn("worker", "folder", env_folder, name="folder")
-        # Loading the model takes ~8 s here: kills land before, during and after indexing.
-        deadline = time.monotonic() + rng.uniform(6.0, 14.0)
-        while time.monotonic() < deadline:
-            write(folder, rng, rng.randint(0, 3))
-            time.sleep(rng.uniform(0.1, 1.0))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-        write(folder, rng, rng.randint(0, 4))  # changes while no worker runs
-    setup.spawn("worker", "folder", env_folder, name="folder")
-    wait_until(lambda: files_indexed(db_url) == files_on_disk(folder), 120, "the final state")
+    with KafkaSetup(kafka_broker, db_url, "unused", "unused", tmp_path) as setup:
+        for kill in range(10):
+            before = last_change(db_url)
+            worker = setup.spawn("worker", "folder", str(folder), name="folder")
+            # Kill while it indexes: after it committed something (the model loads first,
+            # ~30 s on a busy machine), then a random moment later, writing files meanwhile.
+            wait_until(partial(changed_since, db_url, before), 180, f"progress before kill {kill}")
+            for _ in range(rng.randint(0, 5)):
+                write(folder, rng, rng.randint(0, 3))
+                time.sleep(rng.uniform(0.05, 0.5))
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            write(folder, rng, rng.randint(3, 6))  # changes while no worker runs
+        last = setup.spawn("worker", "folder", str(folder), name="folder")
+        wait_until(lambda: files_indexed(db_url) == files_on_disk(folder), 120, "the final state")
+        last.send_signal(signal.SIGTERM)
+        assert last.wait(60) == 0, setup.log_text("folder")
 
 
 def _status(api: httpx.Client, path: str) -> int:
@@ -147,8 +172,8 @@ def _status(api: httpx.Client, path: str) -> int:
 
 def test_a_broker_restart_mid_stream_loses_nothing(db_url: str, tmp_path: Path) -> None:
     broker = Broker(tmp_path / "kafka").start()  # its own: the shared one must stay up
+    setup = KafkaSetup(broker, db_url, "restart-docs", "restart-group", tmp_path)
     try:
-        setup = KafkaSetup(broker, db_url, "restart-docs", "restart-group", tmp_path)
         ensure_topic(setup.settings, setup.topic)
         worker = setup.spawn(name="kafka")
         events = script(documents=80, events=600, seed=13)
@@ -171,4 +196,5 @@ def test_a_broker_restart_mid_stream_loses_nothing(db_url: str, tmp_path: Path) 
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(60) == 0
     finally:
+        setup.kill_all()
         broker.stop()

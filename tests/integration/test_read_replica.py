@@ -1,14 +1,14 @@
 """The API reads from a real streaming replica (made with pg_basebackup from the embedded
-Postgres binaries, replaying on purpose 800 ms behind) while the pipeline writes to the
-primary: read-your-writes still holds, because the search waits for the replica to replay
-past the awaited commit."""
+Postgres binaries) while the pipeline writes to the primary. The test holds the replica's
+replay (pg_wal_replay_pause) so that it is behind for as long as it needs: read-your-writes
+still holds, because the search waits for the replica to replay past the awaited commit."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
@@ -22,8 +22,6 @@ from ingest_worker.store import Store
 from tests.fix_db import private_data_dir
 from tests.fix_services import serve_api, wait_until
 from tests.integration.helpers import upsert
-
-APPLY_DELAY = "800ms"
 
 
 @dataclass
@@ -53,7 +51,7 @@ def replicated() -> Iterator[Replicated]:
     for copied in pgdata.glob(".s.PGSQL.*"):  # the primary's socket lock, copied along
         copied.unlink()
     with (pgdata / "postgresql.auto.conf").open("a") as conf:
-        conf.write(f"recovery_min_apply_delay = '{APPLY_DELAY}'\nhot_standby = on\n")
+        conf.write("hot_standby = on\n")
     run("pg_ctl", "-w", "-D", str(pgdata), "-l", str(replica_root / "replica.log"),
         "-o", f'-h "" -k {pgdata}', "start")  # fmt: skip
     try:
@@ -77,32 +75,42 @@ def test_read_your_writes_holds_on_a_lagging_replica(
         wait_until(lambda: _replayed_schema(replica), 30, "the replica to replay the schema")
         assert replica.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
 
-    with serve_api(
-        replicated.primary_url, embedder, read_database_url=replicated.replica_url
-    ) as api:
+    with (
+        serve_api(
+            replicated.primary_url, embedder, read_database_url=replicated.replica_url
+        ) as api,
+        psycopg.connect(replicated.replica_url, autocommit=True) as replica,
+    ):
         for version in (1, 2, 3):
+            replica.execute("SELECT pg_wal_replay_pause()")
+            wait_until(lambda: _replay_state(replica) == "paused", 30, "the replay to pause")
             pipeline.process(
                 [upsert("memo.md", f"Memo version {version}: lunch moves to noon.", version)]
             )
-            body = {
-                "query": "when is lunch",
-                "wait_for": [{"doc_id": "memo.md", "version": version}],
-            }
-            started = time.monotonic()
-            answer = api.post("/v1/search", json=body).json()
+            unwaited = api.post("/v1/search", json={"query": "when is lunch"}).json()
+            # The replica really is behind: it shows the version before.
+            assert [h["version"] for h in unwaited["hits"]][:1] == (
+                [version - 1] if version > 1 else []
+            )
+            awaited = [{"doc_id": "memo.md", "version": version}]
+            short = {"query": "lunch", "wait_for": awaited, "wait_timeout_ms": 300}
+            answer = api.post("/v1/search", json=short).json()
+            assert answer["fresh"] is False  # the primary has it, the replica not yet
+            assert answer["missing"][0]["doc_id"] == "memo.md"
+
+            long = {"query": "when is lunch", "wait_for": awaited, "wait_timeout_ms": 10_000}
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(api.post, "/v1/search", json=long)
+                replica.execute("SELECT pg_wal_replay_resume()")
+                answer = waiting.result(timeout=60).json()
             assert answer["fresh"] is True and answer["missing"] == []
             assert answer["hits"][0]["version"] == version  # found on the first call
-            assert time.monotonic() - started >= 0.5  # it did wait for the replica
-
-        pipeline.process([upsert("memo.md", "Memo version 4: lunch is cancelled.", 4)])
-        unwaited = api.post("/v1/search", json={"query": "when is lunch"}).json()
-        assert unwaited["hits"][0]["version"] == 3  # the replica really is behind...
-        short = {"query": "lunch", "wait_for": [{"doc_id": "memo.md", "version": 4}],
-                 "wait_timeout_ms": 100}  # fmt: skip
-        answer = api.post("/v1/search", json=short).json()
-        assert answer["fresh"] is False  # ...and a wait shorter than its delay says so
-        assert answer["missing"][0]["doc_id"] == "memo.md"
     primary.conn.close()
+
+
+def _replay_state(replica: psycopg.Connection[tuple[object, ...]]) -> object:
+    row = replica.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()
+    return row[0] if row else None
 
 
 def _replayed_schema(replica: psycopg.Connection[tuple[object, ...]]) -> bool:

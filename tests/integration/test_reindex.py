@@ -56,34 +56,47 @@ def test_reindex_switches_atomically_while_documents_keep_changing(
     )
     stop = threading.Event()
     written: list[int] = []
+    errors: list[BaseException] = []  # of the writer and searcher threads, asserted below
 
     def keep_writing() -> None:
         i = 0
-        while not stop.is_set() or i < 5:
-            live.process([upsert(f"live-{i}", f"Live document {i} arrived during reindex.")])
-            written.append(i)
-            i += 1
+        try:
+            while not stop.is_set() or i < 5:
+                live.process([upsert(f"live-{i}", f"Live document {i} arrived during reindex.")])
+                written.append(i)
+                i += 1
+        except BaseException as e:
+            errors.append(e)
 
     with serve_api(db_url, embedder, load_model=lambda name: other_model) as api:
         writer = threading.Thread(target=keep_writing)
         writer.start()
-        searches = []
+        searches: list[tuple[int, set[str]]] = []  # status, doc_ids of the hits
         searcher_stop = threading.Event()
 
         def keep_searching() -> None:
-            while not searcher_stop.is_set():
-                searches.append(api.post("/v1/search", json={"query": "topic 3"}).status_code)
+            try:
+                while not searcher_stop.is_set():
+                    response = api.post("/v1/search", json={"query": "topic 3"})
+                    hits = response.json().get("hits", []) if response.status_code == 200 else []
+                    searches.append((response.status_code, {h["doc_id"] for h in hits}))
+            except BaseException as e:
+                errors.append(e)
 
         searcher = threading.Thread(target=keep_searching)
         searcher.start()
         store = Store(database.connect(db_url), other_model.model_name)
         embedded = reindex.reindex(store, other_model, batch_size=16)
         stop.set()
-        writer.join(timeout=60)
+        writer.join(timeout=120)
         searcher_stop.set()
-        searcher.join(timeout=60)
+        searcher.join(timeout=120)
+        assert not writer.is_alive() and not searcher.is_alive()
+        assert not errors, errors
         assert embedded >= 30 and len(written) >= 5
-        assert searches and set(searches) == {200}  # no failed search during the switch
+        assert searches and {status for status, _ in searches} == {200}  # none failed
+        known = {f"doc-{i}" for i in range(30)} | {f"live-{i}" for i in written}
+        assert all(hits and hits <= known for _, hits in searches)  # real hits, every time
         assert reindex.active_model(store.conn) == other_model.model_name
         assert live.embedder is other_model  # the worker followed the switch
 
