@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-long lint format bench bench-retrieval clean kafka-up kafka-down
+.PHONY: install run test test-long lint format bench bench-retrieval test-deps clean kafka-up kafka-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,8 +28,15 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint  ## unit + integration tests (real Postgres+pgvector, model, files, HTTP)
+test: lint test-deps  ## unit + integration tests (real Postgres+pgvector, Kafka, model, files, HTTP, browser)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-deps:  ## Debian packages the tests use: Chromium (browser test), iproute2 (a network namespace)
+	@command -v chromium >/dev/null && command -v ip >/dev/null || { \
+	  echo "installing Debian's chromium and iproute2 for the tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium iproute2 >/dev/null; \
+	} || { echo "make test needs them: run 'sudo apt-get install chromium iproute2'"; exit 1; }
 
 test-long: lint  ## the long variants of the randomized and fuzz tests
 	FRESHINDEX_CHECK_SEQUENCES=2000 FRESHINDEX_FUZZ_EXAMPLES=20000 \

@@ -78,12 +78,13 @@ def write_folder(collection: Collection, folder: Path) -> None:
 
 @contextmanager
 def running_api(env: Mapping[str, str], port: int, log: Path) -> Iterator[httpx.Client]:
-    process = subprocess.Popen(
-        [FRESHINDEX, "api", "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [FRESHINDEX, "api", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             deadline = time.monotonic() + 300

@@ -3,6 +3,7 @@ and the HTTP API served by uvicorn on a free loopback port."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -25,16 +26,24 @@ from ingest_worker.store import Store
 from query_api.app import create_app
 from query_api.lag import LatestOffsets
 
+# Every wait gets this many times its nominal timeout. The timeouts are written for an idle
+# machine; on a busy 2-core one (CI beside other work) a process's start-up, which loads the
+# model (~30 s idle), takes several times longer. A condition that holds returns at once.
+PATIENCE = float(os.environ.get("FRESHINDEX_TEST_PATIENCE", "3"))
+
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll until `predicate()` is truthy; fail the test with `what` otherwise."""
-    deadline = time.monotonic() + timeout
+    """Poll until `predicate()` is truthy; fail the test with `what` after PATIENCE times
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout * PATIENCE
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+            pytest.fail(
+                f"timed out after {timeout * PATIENCE:.0f}s waiting for {what or predicate}"
+            )
         time.sleep(0.05)
 
 
@@ -73,8 +82,12 @@ class RunningWorker:
         assert not self.errors, self.errors
 
 
-def start_folder_worker(root: Path, pipeline: Pipeline) -> RunningWorker:
-    worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.15, rescan_interval_s=3600)
+def start_folder_worker(
+    root: Path, pipeline: Pipeline, rescan_interval_s: float = 3600
+) -> RunningWorker:
+    worker = FolderWorker(
+        make_roots([root]), pipeline, debounce_s=0.15, rescan_interval_s=rescan_interval_s
+    )
     stop = threading.Event()
     running = RunningWorker(root, worker, stop, threading.Thread())
 
@@ -128,7 +141,8 @@ def serve_api(
             yield client
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the API did not stop"
 
 
 @pytest.fixture

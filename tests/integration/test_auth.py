@@ -15,6 +15,7 @@ from ingest_worker import api_keys
 from ingest_worker.api_keys import required
 from ingest_worker.database import connect
 from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from tests.fix_services import serve_api
 from tests.integration.helpers import upsert
@@ -159,6 +160,24 @@ def test_the_change_feed_carries_only_the_keys_tenant(
             if len(seen) == len(TOPICS):
                 break
     assert len(seen) == len(TOPICS) and all('"globex-' in line for line in seen)
+
+
+def test_a_tenant_key_lists_only_its_tenants_dead_letters(
+    secured: httpx.Client, keys: dict[str, str], pipeline: Pipeline
+) -> None:
+    pipeline.process(
+        [
+            DocumentEvent(doc_id=f"{tenant}.pdf", op=Op.UPSERT, source="test", tenant=tenant,
+                          content=b"%PDF-1.4 broken", content_type="application/pdf")
+            for tenant in TENANTS
+        ]
+    )  # fmt: skip
+    for tenant in TENANTS:
+        response = secured.get("/v1/dead-letters", headers=bearer(keys[tenant]))
+        assert response.status_code == 200
+        assert [d["doc_id"] for d in response.json()] == [f"{tenant}.pdf"]
+    everyone = secured.get("/v1/dead-letters", headers=bearer(keys["admin"])).json()
+    assert sorted(d["doc_id"] for d in everyone) == sorted(f"{t}.pdf" for t in TENANTS)
 
 
 def test_a_revoked_key_stops_working_at_once(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.fix_services import RunningWorker, wait_until
+from ingest_worker.pipeline import Pipeline
+from tests.fix_services import RunningWorker, start_folder_worker, wait_until
 from tests.integration.helpers import (
     doc_ids,
     document,
@@ -138,3 +139,24 @@ def test_content_change_is_seen_even_when_mtime_goes_backwards(
     os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))  # like a restored backup
     wait_until(lambda: version_of(api, "restored.md") == 2, what="the restored version")
     assert "hawks" in search(api, "birds of prey", k=1)[0]["text"]
+
+
+def test_the_periodic_rescan_catches_a_change_no_file_event_reported(
+    tmp_path: Path, pipeline: Pipeline, api: httpx.Client
+) -> None:
+    """A write through a hard link outside the watched folder: inotify reports it to no one
+    watching the folder, and only the rescan (every second here) can see the file changed."""
+    root, outside = tmp_path / "docs", tmp_path / "elsewhere"
+    root.mkdir()
+    outside.mkdir()
+    write(root / "note.txt", "The first version talks about otters.")
+    os.link(root / "note.txt", outside / "note.txt")
+    running = start_folder_worker(root, pipeline, rescan_interval_s=1.0)
+    try:
+        wait_until(lambda: (document(api, "note.txt") or {}).get("version") == 1, 60, "v1")
+        with (outside / "note.txt").open("w", encoding="utf-8") as f:  # same inode
+            f.write("The second version talks about beavers instead.")
+        wait_until(lambda: (document(api, "note.txt") or {}).get("version") == 2, 60, "v2")
+        assert search(api, "beavers", k=1)[0]["doc_id"] == "note.txt"
+    finally:
+        running.halt()

@@ -297,11 +297,15 @@ def test_the_index_equals_the_reference_model_after_crashes_and_redeliveries(
     reindex.activate(store.conn, store.model, embedder.dimensions)
     seeds = [int(ONLY_SEED)] if ONLY_SEED else range(SEQUENCES)
     failures: dict[int, list[str]] = {}
-    with database.connect(db_url) as check:
-        for seed in seeds:
-            expected, tenant = run_sequence(seed, harness)
-            if found := divergences(check, tenant, expected, embedder):
-                failures[seed] = found
+    try:
+        with database.connect(db_url) as check:
+            for seed in seeds:
+                expected, tenant = run_sequence(seed, harness)
+                if found := divergences(check, tenant, expected, embedder):
+                    failures[seed] = found
+    finally:
+        if harness.conn is not None:
+            harness.conn.close()
     twice = [t for t, n in embedder.embedded.items() if n > 1]
     print(
         f"\nmodel check: {len(seeds)} sequences, {sum(plan.crashes.values())} crashes "

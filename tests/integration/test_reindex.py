@@ -3,16 +3,18 @@ throughout, the switch is atomic, and workers and the API follow the new model."
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from ingest_worker import database, reindex
+from ingest_worker import database, reindex, runtime
 from ingest_worker.chunking import embed_text
 from ingest_worker.embedding import SentenceTransformerEmbedder, resolve_model_path
 from ingest_worker.pipeline import Pipeline
+from ingest_worker.settings import Settings
 from ingest_worker.store import Store
 from tests.fix_services import serve_api
 from tests.integration.helpers import upsert
@@ -110,3 +112,17 @@ def test_reindex_switches_atomically_while_documents_keep_changing(
         assert count is not None and count[0] == 30 + len(written)
         hits = api.post("/v1/search", json={"query": "Live document arrived"}).json()["hits"]
         assert hits and hits[0]["doc_id"].startswith("live-")
+    live.store.conn.close()
+    store.conn.close()
+
+
+def test_a_process_started_with_another_model_uses_the_index_model(
+    store: Store, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The index decides its model once it has one: FRESHINDEX_MODEL naming another (here
+    one that does not even exist) only earns a warning."""
+    settings = Settings(model="/nowhere/another-model", database_url=db_url)
+    with caplog.at_level(logging.WARNING, logger="ingest_worker.runtime"):
+        embedder = runtime.load_embedder(settings, db_url)
+    assert embedder.model_name == store.model == "all-MiniLM-L6-v2"
+    assert "the index uses model all-MiniLM-L6-v2, not /nowhere/another-model" in caplog.text

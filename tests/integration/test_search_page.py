@@ -25,8 +25,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(
-            "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
+        pytest.fail(
+            "Debian's chromium is not installed: `make test` installs it (apt-get install "
+            "chromium); running pytest alone, install it first"
         )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
