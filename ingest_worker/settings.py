@@ -52,6 +52,16 @@ class Settings(BaseSettings):
         description="Require API keys on /v1 (`freshindex keys`): auto = when the API listens "
         "beyond loopback.",
     )
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The freshindex API that `freshindex mcp` (and other clients) talk to.",
+    )
+    api_key: str | None = Field(
+        default=None, description="The API key clients send (`freshindex mcp`, `search`)."
+    )
+    mcp_port: int = Field(
+        default=8765, ge=0, le=65535, description="`freshindex mcp --transport http` port."
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with doc_id, version, position."
