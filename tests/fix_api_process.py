@@ -6,7 +6,6 @@ Keys are required: `keys` holds one per tenant and an admin key."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from ingest_worker import api_keys, database, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
+from kafka_dev.broker import terminate
 from tests.fix_db import TEMPLATE, _database
 from tests.fix_services import free_port, wait_until
 from tests.integration.helpers import upsert
@@ -61,12 +61,7 @@ def spawn_api(db_url: str, log: Path, **env: str) -> Iterator[str]:
         wait_until(ready, 180, "`freshindex api` to be ready")
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, 60)
 
 
 def seed(pipeline: Pipeline) -> None:

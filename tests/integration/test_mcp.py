@@ -5,7 +5,6 @@ and freshness, and a tenant key never sees another tenant."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from kafka_dev.broker import terminate
 from tests.fix_api_process import IndexService
 from tests.fix_services import free_port, wait_until
 from tests.integration.helpers import upsert
@@ -55,12 +55,7 @@ def http_server(service: IndexService, log: Path) -> Iterator[str]:
         wait_until(listening, 120, "`freshindex mcp --transport http` to listen")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process)
 
 
 @asynccontextmanager
