@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-long lint format bench bench-retrieval test-deps clean kafka-up kafka-down
+.PHONY: install run test test-long lint format bench bench-retrieval test-deps clean kafka-up \
+	kafka-down cdc-up cdc-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -55,5 +56,11 @@ kafka-up: install  ## a genuine Apache Kafka 4 (KRaft) on 127.0.0.1:9092, data i
 kafka-down:
 	$(PY) -m kafka_dev.broker down --dir .kafka
 
+cdc-up: install  ## after kafka-up: Postgres (wal_level=logical) on :5433 + Kafka Connect with Debezium on :8083
+	$(PY) -m kafka_dev.connect up --bootstrap 127.0.0.1:9092 --dir .cdc
+
+cdc-down:
+	$(PY) -m kafka_dev.connect down --dir .cdc
+
 clean:
-	rm -rf $(VENV) .freshindex .kafka kafka_dev/target .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .freshindex .kafka .cdc kafka_dev/target .pytest_cache .mypy_cache .ruff_cache

@@ -228,3 +228,11 @@ def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
         bm25=Bm25(settings.bm25_k1, settings.bm25_b),
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+def serve_mcp(settings: Settings, transport: str) -> None:
+    """`freshindex mcp`: MCP tools over the API at settings.api_url, on stdio or on
+    streamable HTTP at http://<host>:<mcp_port>/mcp."""
+    from query_api.integrations import mcp_server
+
+    mcp_server.run(settings.api_url, settings.api_key, transport, settings.host, settings.mcp_port)

@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     bm25_b: float = Field(
         default=0.75, ge=0, le=1, description="BM25 length normalisation (keyword search)."
     )
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The freshindex API that `freshindex mcp` (and other clients) talk to.",
+    )
+    api_key: str | None = Field(
+        default=None, description="The API key clients send (`freshindex mcp`, `search`)."
+    )
+    mcp_port: int = Field(
+        default=8765, ge=0, le=65535, description="`freshindex mcp --transport http` port."
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one object per line with doc_id, version, position."
@@ -90,6 +100,23 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(default=None, description="SASL user.")
     kafka_sasl_password: str | None = Field(default=None, description="SASL password.")
     kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle for SSL.")
+    kafka_format: Literal["freshindex", "debezium"] = Field(
+        default="freshindex",
+        description="freshindex: our event contract; debezium: Debezium change events of "
+        "one table, mapped to documents by the cdc_* settings.",
+    )
+    cdc_doc_id: str = Field(
+        default="{id}",
+        description="doc_id of a row: a template over its key columns, or one column name.",
+    )
+    cdc_text: str = Field(
+        default="body", description='Text of a row: a column, or a template ("{title}\n{body}").'
+    )
+    cdc_title: str | None = Field(default=None, description="The column holding the title.")
+    cdc_metadata: str = Field(
+        default="", description="Columns copied into the metadata, comma-separated."
+    )
+    cdc_tenant: str = Field(default="default", description="Tenant of the table's documents.")
     metrics_port: int = Field(
         default=0,
         ge=0,

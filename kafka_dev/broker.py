@@ -25,9 +25,10 @@ POM = HERE / "pom.xml"
 CACHE = HERE / "target"
 
 
-def classpath() -> str:
-    """The broker's classpath, resolved by Maven once per pom version."""
-    digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
+def classpath(pom: Path = POM) -> str:
+    """The classpath of a pom's dependencies (the broker's by default), resolved by Maven
+    once per pom version."""
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cached = CACHE / f"classpath-{digest}.txt"
     if not cached.exists() or not all(Path(j).exists() for j in cached.read_text().split(":")):
         CACHE.mkdir(exist_ok=True)
@@ -37,7 +38,7 @@ def classpath() -> str:
                 "-q",
                 "-B",
                 "-f",
-                str(POM),
+                str(pom),
                 "dependency:build-classpath",
                 f"-Dmdep.outputFile={cached}",
             ],
@@ -157,19 +158,24 @@ class Broker:
                 time.sleep(0.3)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout)
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _cluster_id() -> str:

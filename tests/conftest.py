@@ -1,3 +1,9 @@
 """Fixtures live in fix_*.py plugin modules, one concern each."""
 
-pytest_plugins = ["tests.fix_db", "tests.fix_model", "tests.fix_services", "tests.fix_kafka"]
+pytest_plugins = [
+    "tests.fix_db",
+    "tests.fix_model",
+    "tests.fix_services",
+    "tests.fix_kafka",
+    "tests.fix_api_process",
+]

@@ -1,6 +1,6 @@
 """The `freshindex` command line: argument parsing only. Each command calls the composition
 root (`ingest_worker.runtime`) or one module's function; the commands live in `run`
-(processes), `publish`, `search`, `admin` (migrate, reindex, status), `keys` and
+(processes), `publish`, `search`, `mcp`, `admin` (migrate, reindex, status), `keys` and
 `dead_letters`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from ingest_worker.cli import admin, publish, run, search
+from ingest_worker.cli import admin, mcp, publish, run, search
 from ingest_worker.cli.dead_letters import dead_app
 from ingest_worker.cli.keys import keys_app
 from ingest_worker.errors import FreshindexError
@@ -36,6 +36,7 @@ app.command()(admin.migrate)
 app.command()(search.search)
 app.command()(admin.reindex)
 app.command()(admin.status)
+app.command()(mcp.mcp)
 
 
 def main() -> None:

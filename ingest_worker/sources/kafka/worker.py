@@ -32,6 +32,7 @@ from ingest_worker.pipeline import BatchReport, Pipeline
 from ingest_worker.positions import continuation
 from ingest_worker.retrying import until_done
 from ingest_worker.settings import Settings
+from ingest_worker.sources.kafka import debezium
 from ingest_worker.sources.kafka import events as kafka_events
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,16 @@ def build_app(
         partitions=settings.kafka_partitions,
     )
     batches = _Batches(app, settings.kafka_topic, pipeline, dead_letter_sink)
+    if settings.kafka_format == "debezium":
+        batches.decode = debezium.decoder(
+            debezium.CdcMapping(
+                doc_id=settings.cdc_doc_id,
+                text=settings.cdc_text,
+                title=settings.cdc_title,
+                metadata=tuple(c.strip() for c in settings.cdc_metadata.split(",") if c.strip()),
+                tenant=settings.cdc_tenant,
+            )
+        )
 
     @app.agent(topic, name="freshindex-ingest")
     async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
@@ -150,6 +161,7 @@ class _Batches:
         self.topic = topic
         self.pipeline = pipeline
         self.dead_letter_sink = dead_letter_sink
+        self.decode: debezium.Decoder = kafka_events.decode  # or Debezium's
         # One thread does all blocking work (model, database), so the event loop keeps
         # heartbeating while a batch is embedded.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
@@ -159,7 +171,7 @@ class _Batches:
 
     async def handle(self, messages: list[Any]) -> None:
         events = [
-            kafka_events.decode(
+            self.decode(
                 topic=m.topic,
                 partition=m.partition,
                 offset=m.offset,
