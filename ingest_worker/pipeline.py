@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ingest_worker import embedding_cache, metrics
+from ingest_worker import delete_guard, embedding_cache, metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.errors import ConfigurationError, EmbeddingFailed, PoisonInput
@@ -60,6 +60,14 @@ class EventSink(Protocol):
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None: ...
 
+    def guard_deletes(self, source: str, deletes: int, documents: int) -> bool:
+        """May `deletes` of the `documents` of `source` go ahead (see `delete_guard`)?"""
+        ...
+
+    def deletes_confirmed(self, source: str) -> bool:
+        """Has an operator confirmed the held deletes of `source`?"""
+        ...
+
     def reconnect(self) -> None:
         """Replace a broken database connection (raises while the database is away)."""
         ...
@@ -73,6 +81,7 @@ class Pipeline:
     chunk_max_tokens: int | None = None
     on_committed: Callable[[DocumentEvent, Outcome], None] | None = None
     load_model: Callable[[str], Embedder] | None = None  # to follow `freshindex reindex`
+    delete_threshold: delete_guard.Threshold = field(default_factory=delete_guard.Threshold)
 
     def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
         try:
@@ -125,6 +134,14 @@ class Pipeline:
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
         self.store.record_dead_letter(event, error)
+
+    def guard_deletes(self, source: str, deletes: int, documents: int) -> bool:
+        return delete_guard.check(
+            self.store.conn, self.delete_threshold, source, deletes, documents
+        )
+
+    def deletes_confirmed(self, source: str) -> bool:
+        return delete_guard.confirmed(self.store.conn, source)
 
     def reconnect(self) -> None:
         self.store.reconnect()

@@ -73,8 +73,10 @@ class RunningWorker:
         assert not self.errors, self.errors
 
 
-def start_folder_worker(root: Path, pipeline: Pipeline) -> RunningWorker:
-    worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.15, rescan_interval_s=3600)
+def start_folder_worker(root: Path, pipeline: Pipeline, debounce_s: float = 0.15) -> RunningWorker:
+    worker = FolderWorker(
+        make_roots([root]), pipeline, debounce_s=debounce_s, rescan_interval_s=3600
+    )
     stop = threading.Event()
     running = RunningWorker(root, worker, stop, threading.Thread())
 

@@ -1,6 +1,6 @@
 """The `freshindex` command line: argument parsing only. Each command calls the composition
 root (`ingest_worker.runtime`) or one module's function; the commands live in `run`
-(processes), `publish`, `search`, `admin` (migrate, reindex, status), `keys` and
+(processes), `publish`, `search`, `admin` (migrate, reindex, status, confirm-deletes), `keys` and
 `dead_letters`."""
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ app.command()(admin.migrate)
 app.command()(search.search)
 app.command()(admin.reindex)
 app.command()(admin.status)
+app.command("confirm-deletes")(admin.confirm_deletes)
 
 
 def main() -> None:
