@@ -105,6 +105,7 @@ def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEm
         chunk_max_tokens=settings.chunk_max_tokens,
         load_model=embedder_loader(settings),
         delete_threshold=delete_threshold(settings),
+        claim_lease_s=settings.embed_claim_lease_s,
     )
 
 

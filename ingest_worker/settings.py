@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     cache_gc_interval_s: float = Field(
         default=60.0, ge=0, description="How often workers collect the embedding cache; 0 = off."
     )
+    embed_claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker embedding a text claims it this long (renewed per slice); other "
+        "workers wait for its vector instead of embedding it again.",
+    )
     host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
     api_keys: Literal["auto", "on", "off"] = Field(
