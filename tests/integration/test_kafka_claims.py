@@ -25,7 +25,7 @@ def test_concurrent_workers_embed_each_distinct_text_once(
         kafka_setup.spawn(name=name)
     wait_until(
         lambda: all("resuming at offset" in kafka_setup.log_text(n) for n in names),
-        300,
+        600,  # three model loads on a shared 2-core machine can take minutes
         "every worker to own partitions",
     )
     texts = [
