@@ -10,6 +10,7 @@ finished by another worker just before is not embedded twice.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -74,15 +75,40 @@ def embed_once(
         ours = [h for h in waiting if h in mine and h not in done]
         for h in [*done, *ours]:
             del waiting[h]
-        for start in range(0, len(ours), SLICE):
-            part = {h: texts[h] for h in ours[start : start + SLICE]}
-            vectors, errors = embed(part)
-            embedding_cache.keep(conn, vectors, model)
-            release(conn, model, part.keys(), owner)  # a failed text may be tried elsewhere
-            fresh.update(vectors)
-            failed.update(errors)
-            if rest := ours[start + SLICE :]:
-                claim(conn, model, rest, owner, lease_s)  # renew the lease
+        try:
+            _embed_claimed(
+                conn, model, {h: texts[h] for h in ours}, embed, owner, lease_s, fresh, failed
+            )
+        except BaseException:
+            # Failing or stopping: let other workers (or our restart) have these at once;
+            # only a worker killed outright leaves its claims to expire.
+            with contextlib.suppress(psycopg.Error):
+                release(conn, model, [h for h in ours if h not in fresh], owner)
+            raise
         if waiting and not ours and not done:
             time.sleep(poll_s)  # another worker is embedding these: wait for its vectors
     return fresh, failed, shared
+
+
+def _embed_claimed(
+    conn: psycopg.Connection[Any],
+    model: str,
+    texts: dict[bytes, str],
+    embed: Embed,
+    owner: str,
+    lease_s: float,
+    fresh: dict[bytes, Vector],
+    failed: dict[bytes, Exception],
+) -> None:
+    """Embed the texts this worker claimed, in slices; keep each slice's vectors and drop
+    its claims at once, and renew the lease of the rest."""
+    hashes = list(texts)
+    for start in range(0, len(hashes), SLICE):
+        part = {h: texts[h] for h in hashes[start : start + SLICE]}
+        vectors, errors = embed(part)
+        embedding_cache.keep(conn, vectors, model)
+        fresh.update(vectors)
+        release(conn, model, part.keys(), owner)  # a failed text may be tried elsewhere
+        failed.update(errors)
+        if rest := hashes[start + SLICE :]:
+            claim(conn, model, rest, owner, lease_s)
