@@ -1,5 +1,8 @@
 """The dead-letters table: events that could not be indexed, with their reasons.
 
+A dead letter is open until a later version of its document is applied or the document is
+deleted (`resolve`, inside the commit transaction); resolved ones are kept for history.
+
 The pipeline writes them (`insert`, inside `Store.record_dead_letter`'s transaction); the
 `freshindex dead-letters` commands and GET /v1/dead-letters read them; each row keeps the
 event without its content as JSON (`event_fields`, read back by `event_from`) and the content
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -22,9 +25,17 @@ from ingest_worker.events import DocumentEvent, Op
 _COLUMNS = sql.SQL(", ").join(
     map(
         sql.Identifier,
-        "id source tenant doc_id version partition position reason error_class created_at".split(),
+        "id source tenant doc_id version partition position reason error_class created_at "
+        "resolved_at resolved_by_version".split(),
     )
 )
+State = Literal["open", "resolved", "all"]
+_STATE = sql.SQL("CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state")
+_WHERE_STATE = {
+    "open": sql.SQL("resolved_at IS NULL"),
+    "resolved": sql.SQL("resolved_at IS NOT NULL"),
+    "all": sql.SQL("true"),
+}
 
 
 def insert(cur: psycopg.Cursor[Any], event: DocumentEvent, error: Exception) -> None:
@@ -49,6 +60,25 @@ def insert(cur: psycopg.Cursor[Any], event: DocumentEvent, error: Exception) -> 
             Jsonb(event_fields(event)),
         ),
     )
+
+
+def resolve(cur: psycopg.Cursor[Any], event: DocumentEvent, version: int) -> int:
+    """Resolve the open dead letters of the document `event` just committed as `version`:
+    those of older (or unversioned) events that came before it."""
+    position = event.position.position if event.position else None
+    return cur.execute(
+        """UPDATE dead_letters SET resolved_at = now(), resolved_by_version = %(version)s
+           WHERE resolved_at IS NULL AND tenant = %(tenant)s AND doc_id = %(doc_id)s
+             AND (version IS NULL OR version <= %(version)s)
+             AND (position IS NULL OR %(position)s::bigint IS NULL
+                  OR position < %(position)s)""",
+        {
+            "version": version,
+            "tenant": event.tenant,
+            "doc_id": event.doc_id,
+            "position": position,
+        },
+    ).rowcount
 
 
 def event_fields(event: DocumentEvent) -> dict[str, Any]:
@@ -89,21 +119,26 @@ def event_from(fields: Mapping[str, Any], content: bytes | None) -> DocumentEven
 
 
 def listing(
-    conn: psycopg.Connection[Any], limit: int = 50, offset: int = 0, tenant: str | None = None
+    conn: psycopg.Connection[Any],
+    limit: int = 50,
+    offset: int = 0,
+    tenant: str | None = None,
+    state: State = "open",
 ) -> list[dict[str, Any]]:
-    """Newest first; only `tenant`'s if given."""
+    """Newest first, with their `state`; only `tenant`'s if given; open ones by default."""
     query = sql.SQL(
-        """SELECT {columns} FROM dead_letters WHERE %(tenant)s::text IS NULL
-           OR tenant = %(tenant)s ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"""
-    ).format(columns=_COLUMNS)
+        """SELECT {columns}, {state} FROM dead_letters
+           WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s) AND {where}
+           ORDER BY id DESC LIMIT %(limit)s OFFSET %(offset)s"""
+    ).format(columns=_COLUMNS, state=_STATE, where=_WHERE_STATE[state])
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, {"tenant": tenant, "limit": limit, "offset": offset}).fetchall()
 
 
 def get(conn: psycopg.Connection[Any], dead_letter_id: int) -> dict[str, Any] | None:
-    query = sql.SQL("SELECT {columns}, event, payload FROM dead_letters WHERE id = %s").format(
-        columns=_COLUMNS
-    )
+    query = sql.SQL(
+        "SELECT {columns}, {state}, event, payload FROM dead_letters WHERE id = %s"
+    ).format(columns=_COLUMNS, state=_STATE)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, (dead_letter_id,)).fetchone()
 

@@ -66,6 +66,13 @@ def detect_content_type(content_type: str | None, filename: str | None) -> str:
     )
 
 
+def text_type(filename: str | None) -> str:
+    """The type of content that arrived as text: Markdown or HTML when the name says so,
+    plain text otherwise (text is text; only bytes need a type)."""
+    kind = _TYPE_BY_EXTENSION.get(PurePosixPath(filename or "").suffix.lower(), TEXT)
+    return kind if kind in (MARKDOWN, HTML) else TEXT
+
+
 def parse(
     content: bytes,
     *,

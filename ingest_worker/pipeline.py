@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from ingest_worker import embedding_cache, metrics
+from ingest_worker import delete_guard, embedding_cache, embedding_claims, metrics
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.errors import ConfigurationError, EmbeddingFailed, PoisonInput
@@ -60,6 +61,14 @@ class EventSink(Protocol):
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None: ...
 
+    def guard_deletes(self, source: str, deletes: int, documents: int) -> bool:
+        """May `deletes` of the `documents` of `source` go ahead (see `delete_guard`)?"""
+        ...
+
+    def deletes_confirmed(self, source: str) -> bool:
+        """Has an operator confirmed the held deletes of `source`?"""
+        ...
+
     def reconnect(self) -> None:
         """Replace a broken database connection (raises while the database is away)."""
         ...
@@ -73,6 +82,9 @@ class Pipeline:
     chunk_max_tokens: int | None = None
     on_committed: Callable[[DocumentEvent, Outcome], None] | None = None
     load_model: Callable[[str], Embedder] | None = None  # to follow `freshindex reindex`
+    delete_threshold: delete_guard.Threshold = field(default_factory=delete_guard.Threshold)
+    claim_lease_s: float = 60.0  # how long other workers wait for a text this one embeds
+    claim_owner: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
         try:
@@ -125,6 +137,14 @@ class Pipeline:
 
     def record_dead_letter(self, event: DocumentEvent, error: Exception) -> None:
         self.store.record_dead_letter(event, error)
+
+    def guard_deletes(self, source: str, deletes: int, documents: int) -> bool:
+        return delete_guard.check(
+            self.store.conn, self.delete_threshold, source, deletes, documents
+        )
+
+    def deletes_confirmed(self, source: str) -> bool:
+        return delete_guard.confirmed(self.store.conn, source)
 
     def reconnect(self) -> None:
         self.store.reconnect()
@@ -202,12 +222,18 @@ class Pipeline:
                     texts[chunk.hash] = chunk.embed_text
                     owner[chunk.hash] = key
         vectors = embedding_cache.lookup(self.store.conn, self.store.model, texts)
-        to_embed = {h: t for h, t in texts.items() if h not in vectors}
-        fresh, failed = self._embed_splitting(to_embed) if to_embed else ({}, {})
-        if fresh:
-            embedding_cache.keep(self.store.conn, fresh, self.store.model)
-            vectors.update(fresh)
-        return vectors, {h: owner[h] for h in fresh}, failed
+        if to_embed := {h: t for h, t in texts.items() if h not in vectors}:
+            fresh, failed, shared = embedding_claims.embed_once(
+                self.store.conn,
+                self.store.model,
+                to_embed,
+                self._embed_splitting,
+                self.claim_owner,
+                self.claim_lease_s,
+            )
+            vectors.update(fresh | shared)
+            return vectors, {h: owner[h] for h in fresh}, failed
+        return vectors, {}, {}
 
     def _commit(
         self,

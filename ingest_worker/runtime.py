@@ -8,15 +8,16 @@ The `cli` package only parses arguments and calls these.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ingest_worker import database, logs, migrations, reindex
+from ingest_worker import database, delete_guard, logs, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder, canonical_name
 from ingest_worker.errors import FreshindexError
 from ingest_worker.pipeline import EventSink, Pipeline
@@ -103,7 +104,35 @@ def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEm
         max_file_bytes=settings.max_file_bytes,
         chunk_max_tokens=settings.chunk_max_tokens,
         load_model=embedder_loader(settings),
+        delete_threshold=delete_threshold(settings),
+        claim_lease_s=settings.embed_claim_lease_s,
     )
+
+
+def delete_threshold(settings: Settings) -> delete_guard.Threshold:
+    return delete_guard.Threshold(settings.delete_guard_share, settings.delete_guard_min)
+
+
+def confirm_deletes(settings: Settings, source: str) -> int:
+    """Let the held deletes of `source` through; how many holds were confirmed."""
+    with database.connect(prepare_database(settings)) as conn:
+        return delete_guard.confirm(conn, source)
+
+
+@contextlib.contextmanager
+def collecting_cache(settings: Settings, url: str, enabled: bool = True) -> Iterator[None]:
+    """Collect the embedding cache in the background while an indexing worker runs."""
+    if not enabled or settings.cache_gc_interval_s <= 0:
+        yield
+        return
+    from ingest_worker.cache_gc import CacheCollector
+
+    collector = CacheCollector(url, settings.cache_gc_grace_s, settings.cache_gc_interval_s)
+    collector.start()
+    try:
+        yield
+    finally:
+        collector.halt()
 
 
 def latest_offsets(settings: Settings) -> Callable[[str], Mapping[int, int]]:
@@ -146,7 +175,8 @@ def run_folder_worker(
             max_file_bytes=settings.max_file_bytes,
             progress=sys.stderr.isatty(),
         )
-        report = worker.run(stop, once=once)
+        with collecting_cache(settings, url, enabled=not publish_to_kafka):
+            report = worker.run(stop, once=once)
         log.info("folder worker stopped: %s", dict(report.outcomes))
     except FreshindexError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -159,7 +189,10 @@ def _kafka_sink(settings: Settings, url: str) -> EventSink:
     from ingest_worker.sources.kafka.sink import KafkaSink
 
     return KafkaSink(
-        Publisher(settings), Store(database.connect(url), settings.model), settings.dlq_topic
+        Publisher(settings),
+        Store(database.connect(url), settings.model),
+        settings.dlq_topic,
+        delete_threshold(settings),
     )
 
 
@@ -197,7 +230,8 @@ def run_kafka_worker(settings: Settings) -> None:
     app = build_app(settings, pipeline, resume_positions, dead_letter)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     try:
-        worker.execute_from_commandline()
+        with collecting_cache(settings, url):
+            worker.execute_from_commandline()
     finally:
         dlq.close()
 

@@ -45,6 +45,31 @@ class Settings(BaseSettings):
     debounce_s: float = Field(
         default=0.3, ge=0, description="Quiet time after a file event before it is read."
     )
+    delete_guard_share: float = Field(
+        default=0.5,
+        ge=0,
+        description="Hold a folder reconcile or batch that would delete more than this share "
+        "of a source's documents (and more than delete_guard_min) until "
+        "`freshindex confirm-deletes`; 1 turns the guard off.",
+    )
+    delete_guard_min: int = Field(
+        default=20, ge=0, description="Deletes at once that the delete guard always allows."
+    )
+    cache_gc_grace_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Embedding-cache vectors no chunk uses are removed after this long unused "
+        "(re-saving a file within it embeds nothing).",
+    )
+    cache_gc_interval_s: float = Field(
+        default=60.0, ge=0, description="How often workers collect the embedding cache; 0 = off."
+    )
+    embed_claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker embedding a text claims it this long (renewed per slice); other "
+        "workers wait for its vector instead of embedding it again.",
+    )
     host: str = Field(default="127.0.0.1", description="HTTP API bind address.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP API port.")
     api_keys: Literal["auto", "on", "off"] = Field(

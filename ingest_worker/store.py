@@ -149,6 +149,7 @@ class Store:
                     "DELETE FROM chunks WHERE tenant = %s AND doc_id = %s",
                     (event.tenant, event.doc_id),
                 )
+                embedding_cache.release(cur, (r.hash for r in rows))
                 chunk_count, outcome = 0, Outcome.APPLIED
             elif change.chunks is None:  # content unchanged: only the version moves
                 chunk_count, outcome = len(rows), Outcome.UNCHANGED
@@ -158,6 +159,8 @@ class Store:
                 outcome = _write_chunks(cur, event, change.chunks, rows, vectors, self.model)
                 bump(cur, chunks_reused_total=max(0, chunk_count - change.embedded))
             _write_document(cur, change, version, chunk_count)
+            if resolved := dead_letters.resolve(cur, event, version):
+                log.info("%s v%d resolves %d dead letter(s)", event.doc_id, version, resolved)
             bump(cur, events_applied_total=1)
             _record_change(cur, event, version)
         return outcome
@@ -231,6 +234,9 @@ def _write_chunks(
             raise MissingVectors(still_missing)
     if chunk_plan.delete:
         cur.execute("DELETE FROM chunks WHERE id = ANY(%s)", (list(chunk_plan.delete),))
+        deleted = set(chunk_plan.delete)
+        embedding_cache.release(cur, (r.hash for r in rows if r.id in deleted))
+    embedding_cache.pin(cur, model, {c.hash: found[c.hash] for c in chunk_plan.insert})
     if chunk_plan.renumber:
         ids, ordinals = zip(*chunk_plan.renumber, strict=True)
         cur.execute(

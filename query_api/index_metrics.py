@@ -38,11 +38,24 @@ class IndexCollector(Collector):
         for name, help_text in (
             ("documents", "Documents in the index (not deleted)."),
             ("chunks", "Chunks in the index."),
-            ("dead_letters", "Dead letters stored."),
+            ("dead_letters", "Open dead letters (not resolved by a later version)."),
         ):
             gauge = GaugeMetricFamily(f"freshindex_index_{name}", help_text)
             gauge.add_metric([], stats[name])
             yield gauge
+        cache = GaugeMetricFamily(
+            "freshindex_index_embedding_cache", "Vectors in the embedding cache."
+        )
+        cache.add_metric([], stats["embedding_cache"])
+        yield cache
+        held = GaugeMetricFamily(
+            "freshindex_deletes_held",
+            "Documents whose deletes the mass-delete guard holds, per source.",
+            labels=["source"],
+        )
+        for hold in stats["deletes_held"]:
+            held.add_metric([hold["source"]], hold["deletes"])
+        yield held
         for name in [n for n in stats if n.endswith("_total")]:  # the lifetime counters
             counter = CounterMetricFamily(
                 f"freshindex_index_{name.removesuffix('_total')}",

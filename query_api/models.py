@@ -178,6 +178,19 @@ class Stats(BaseModel):
     last_change_at: datetime | None
     model: str | None
     sources: list[SourceState]
+    embedding_cache: int = Field(description="Vectors in the embedding cache (all models).")
+    deletes_held: list[HeldDeletes] = Field(
+        default_factory=list, description="Mass deletes waiting for `freshindex confirm-deletes`."
+    )
+
+
+class HeldDeletes(BaseModel):
+    source: str
+    deletes: int
+    documents: int
+    reason: str
+    held_at: datetime
+    confirmed_at: datetime | None
 
 
 class DeadLetter(BaseModel):
@@ -191,3 +204,8 @@ class DeadLetter(BaseModel):
     reason: str
     error_class: str
     created_at: datetime
+    state: Literal["open", "resolved"] = Field(
+        description="open, or resolved by a later applied version (or a delete) of the document"
+    )
+    resolved_at: datetime | None = None
+    resolved_by_version: int | None = None

@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from ingest_worker import delete_guard
 from ingest_worker.sources.kafka.events import source_name
 from query_api import keywords
 from query_api.models import SearchFilter, WaitForDocument, WaitForPosition
@@ -238,9 +239,10 @@ def stats(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     row = conn.execute(
         """SELECT (SELECT count(*) FROM documents WHERE NOT deleted),
                   (SELECT count(*) FROM chunks),
-                  (SELECT count(*) FROM dead_letters),
+                  (SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL),
                   (SELECT indexed_at FROM changes ORDER BY id DESC LIMIT 1),
-                  (SELECT model FROM active_model)"""
+                  (SELECT model FROM active_model),
+                  (SELECT count(*) FROM embedding_cache)"""
     ).fetchone()
     assert row is not None
     counters = dict(
@@ -260,5 +262,7 @@ def stats(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "dead_letters": row[2],
         "last_change_at": row[3],
         "model": row[4],
+        "embedding_cache": row[5],
+        "deletes_held": delete_guard.open_holds(conn),
         **{name: int(counters.get(name, 0)) for name in _COUNTERS},
     }

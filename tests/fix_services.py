@@ -83,10 +83,10 @@ class RunningWorker:
 
 
 def start_folder_worker(
-    root: Path, pipeline: Pipeline, rescan_interval_s: float = 3600
+    root: Path, pipeline: Pipeline, debounce_s: float = 0.15, rescan_interval_s: float = 3600
 ) -> RunningWorker:
     worker = FolderWorker(
-        make_roots([root]), pipeline, debounce_s=0.15, rescan_interval_s=rescan_interval_s
+        make_roots([root]), pipeline, debounce_s=debounce_s, rescan_interval_s=rescan_interval_s
     )
     stop = threading.Event()
     running = RunningWorker(root, worker, stop, threading.Thread())

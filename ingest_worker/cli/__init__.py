@@ -1,7 +1,7 @@
 """The `freshindex` command line: argument parsing only. Each command calls the composition
 root (`ingest_worker.runtime`) or one module's function; the commands live in `run`
-(processes), `publish`, `search`, `mcp`, `admin` (migrate, reindex, status), `keys` and
-`dead_letters`."""
+(processes), `publish`, `search`, `mcp`, `admin` (migrate, reindex, status, confirm-deletes),
+`keys` and `dead_letters`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ app.command()(search.search)
 app.command()(admin.reindex)
 app.command()(admin.status)
 app.command()(mcp.mcp)
+app.command("confirm-deletes")(admin.confirm_deletes)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`freshindex migrate`, `reindex` and `status`: looking after the index."""
+"""`freshindex migrate`, `reindex`, `status` and `confirm-deletes`: looking after the index."""
 
 from __future__ import annotations
 
@@ -67,8 +67,28 @@ def status() -> None:
     with connect(runtime.prepare_database(settings)) as conn:
         counts = stats(conn)
     sources = with_lag(counts.pop("sources"), runtime.latest_offsets(settings))
+    holds = counts.pop("deletes_held")
     for name, value in counts.items():
         typer.echo(f"{name:24} {value}")
     for row in sources:
         lag = "?" if row["lag"] is None else row["lag"]
         typer.echo(f"{row['source']}[{row['partition']}]  applied {row['position']}  lag {lag}")
+    for hold in holds:
+        state = "confirmed, applying" if hold["confirmed_at"] else "HELD"
+        typer.echo(f"deletes {state}: {hold['source']} since {hold['held_at']:%Y-%m-%d %H:%M:%S}")
+        typer.echo(f"  {hold['reason']}")
+
+
+def confirm_deletes(
+    source: Annotated[
+        str, typer.Argument(help="The held source, as `status` shows it (folder:/path).")
+    ],
+) -> None:
+    """Let a mass delete the delete guard held go ahead (the worker applies it within
+    seconds, against what the folder holds then)."""
+    settings = runtime.settings_from(log_level="WARNING")
+    if runtime.confirm_deletes(settings, source):
+        typer.echo(f"confirmed: the held deletes of {source} go ahead")
+    else:
+        typer.echo(f"error: no deletes of {source} are held", err=True)
+        raise typer.Exit(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -26,23 +26,28 @@ def _chosen(ids: list[int] | None, every: bool) -> list[int] | None:
 def dead_letters_list(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    state: Annotated[
+        str, typer.Option(help="open (not resolved by a later version), resolved, or all.")
+    ] = "open",
 ) -> None:
     """The newest dead letters: id, when, source, doc_id and why."""
     from ingest_worker import dead_letters
     from ingest_worker.database import connect
 
+    if state not in ("open", "resolved", "all"):
+        raise typer.BadParameter("--state is open, resolved or all")
     with connect(runtime.database_url()) as conn:
-        rows = dead_letters.listing(conn, limit)
+        rows = dead_letters.listing(conn, limit, state=cast(dead_letters.State, state))
     for row in rows:
         if as_json:
             typer.echo(json.dumps(row, default=str))
         else:
             typer.echo(
-                f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  "
+                f"{row['id']:>6}  {row['created_at']:%Y-%m-%d %H:%M:%S}  {row['state']:8}  "
                 f"{row['source']}  {row['doc_id']!r}\n        {row['reason']}"
             )
     if not rows and not as_json:
-        typer.echo("no dead letters")
+        typer.echo("no dead letters" if state == "all" else f"no {state} dead letters")
 
 
 @dead_app.command("show")

@@ -35,7 +35,7 @@ def publish(
     Files in a folder get the doc_id of their path relative to it, as the folder worker
     gives them."""
     from ingest_worker.sources.folder.paths import make_roots
-    from ingest_worker.sources.folder.watcher import walk
+    from ingest_worker.sources.folder.roots import walk
     from ingest_worker.sources.kafka.client import Publisher, metadata_pairs
 
     settings = runtime.settings_from(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
 from ingest_worker import dead_letters
@@ -31,9 +33,10 @@ def get_dead_letters(
     state: State,
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
+    state_filter: Annotated[dead_letters.State, Query(alias="state")] = "open",
 ) -> list[DeadLetter]:
     """Events that could not be indexed, newest first, with their reasons (a tenant key
-    sees its tenant's)."""
+    sees its tenant's). Open ones by default; `state=resolved` or `all` for history."""
     with state.pool.connection() as conn:
-        rows = dead_letters.listing(conn, limit, offset, tenant=caller.tenant)
+        rows = dead_letters.listing(conn, limit, offset, caller.tenant, state_filter)
     return [DeadLetter(**row) for row in rows]

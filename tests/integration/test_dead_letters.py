@@ -12,7 +12,9 @@ from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.sources import dead_letters
 from tests.fix_kafka import FRESHINDEX
-from tests.integration.helpers import document
+from tests.fix_services import RunningWorker, wait_until
+from tests.integration.helpers import document, stats
+from tests.pdf_factory import make_pdf
 
 
 def test_list_retry_after_fixing_the_file_and_purge(
@@ -63,3 +65,41 @@ def test_list_retry_after_fixing_the_file_and_purge(
     ).stdout
     assert "purged 1" in purged
     assert api.get("/v1/dead-letters").json() == []
+
+
+def test_a_dead_letter_is_resolved_by_the_next_good_version_of_the_file(
+    api: httpx.Client, folder_worker: RunningWorker
+) -> None:
+    paper = folder_worker.root / "paper.pdf"
+    paper.write_bytes(b"%PDF-1.4 half written")
+    wait_until(lambda: api.get("/v1/dead-letters").json(), 60, "the broken file's dead letter")
+    assert stats(api)["dead_letters"] == 1
+
+    paper.write_bytes(make_pdf([["Quantum tunnelling lets particles cross barriers."]]))
+    wait_until(lambda: document(api, "paper.pdf"), 60, "the good version")
+    assert stats(api)["dead_letters"] == 0
+    assert api.get("/v1/dead-letters").json() == []
+    [kept] = api.get("/v1/dead-letters", params={"state": "all"}).json()
+    assert kept["doc_id"] == "paper.pdf" and kept["state"] == "resolved"
+    assert kept["resolved_by_version"] == 1 and kept["resolved_at"] is not None
+    assert api.get("/v1/dead-letters", params={"state": "resolved"}).json() == [kept]
+
+
+def test_a_file_read_while_still_empty_is_retried_not_dead_lettered(
+    api: httpx.Client, folder_worker: RunningWorker
+) -> None:
+    paper = folder_worker.root / "slow.pdf"
+    paper.touch()  # created; the writer has not written yet
+    wait_until(lambda: paper in folder_worker.worker.reader.empty_since, 60, "the empty read")
+    paper.write_bytes(make_pdf([["Cormorants dive for fish."]]))
+    wait_until(lambda: document(api, "slow.pdf"), 60, "the written file")
+    assert api.get("/v1/dead-letters", params={"state": "all"}).json() == []
+
+
+def test_an_empty_file_that_stays_empty_is_dead_lettered_in_the_end(
+    api: httpx.Client, folder_worker: RunningWorker
+) -> None:
+    (folder_worker.root / "empty.pdf").touch()
+    wait_until(lambda: stats(api)["dead_letters"] == 1, 60, "the empty file's dead letter")
+    [letter] = api.get("/v1/dead-letters").json()
+    assert letter["doc_id"] == "empty.pdf" and "empty" in letter["reason"]

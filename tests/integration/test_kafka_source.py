@@ -170,3 +170,37 @@ def dead_letter_topic(setup: KafkaSetup, count: int) -> dict[tuple[bytes | None,
         return reasons
     finally:
         consumer.close()
+
+
+def test_text_needs_no_type_or_version_and_a_good_event_resolves_a_dead_letter(
+    kafka_setup: KafkaSetup, api: httpx.Client
+) -> None:
+    """What a third-party producer sends: records named like database rows, no
+    content_type, no version."""
+    kafka_setup.spawn()
+    with kafka_setup.publisher() as publisher:
+        publisher.send_raw(
+            b"kb/1234", json.dumps({"text": "Herons wade in shallow water."}).encode()
+        )
+        publisher.send_raw(
+            b"kb/notes.md",
+            json.dumps({"doc_id": "kb/notes.md", "text": "# Notes\n\nOtters hold hands."}).encode(),
+        )
+        publisher.send_raw(  # bytes do need a type
+            b"kb/77", json.dumps({"content_base64": base64.b64encode(b"%PDF").decode()}).encode()
+        )
+        wait_until(
+            lambda: document(api, "kb/1234") and document(api, "kb/notes.md"),
+            120,
+            "the untyped, versionless text events",
+        )
+        wait_until(lambda: stats(api)["dead_letters"] == 1, 60, "the untyped bytes' dead letter")
+        assert search(api, "wading birds", k=1)[0]["doc_id"] == "kb/1234"
+        assert search(api, "otters", k=1)[0]["heading"] == "Notes"  # parsed as Markdown
+
+        landed = publisher.upsert("kb/77", text="Kingfishers nest in river banks.")
+        wait_until(lambda: document(api, "kb/77"), 60, "the good version of kb/77")
+    assert stats(api)["dead_letters"] == 0
+    [letter] = api.get("/v1/dead-letters", params={"state": "all"}).json()
+    assert letter["doc_id"] == "kb/77" and letter["state"] == "resolved"
+    assert letter["resolved_by_version"] == landed.offset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -56,3 +57,12 @@ class Debouncer:
                     default=deadline,
                 )
                 self._changed.wait(max(0.005, min(next_due, deadline) - now))
+
+    def take_where(self, wanted: Callable[[Path], bool], limit: int = 1024) -> list[Path]:
+        """Return (and forget) at most `limit` dirty paths for which `wanted(path)`, ready
+        or not: e.g. vanished ones, which have nothing left to wait for."""
+        with self._changed:
+            taken = [p for p in self._last if wanted(p)][:limit]
+            for path in taken:
+                del self._last[path], self._first[path]
+            return taken

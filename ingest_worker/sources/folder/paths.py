@@ -49,8 +49,11 @@ class Root:
 
 
 def make_roots(paths: list[Path]) -> list[Root]:
-    """Resolve the watched folders; prefix doc_ids with the folder name when there are many."""
-    resolved = [p.expanduser().resolve() for p in paths]
+    """Resolve the watched folders; prefix doc_ids with the folder name when there are many.
+
+    A root that is a symlink stays the symlink (only its parents are resolved), so that
+    re-pointing it keeps its source and doc_ids."""
+    resolved = [_absolute(p) for p in paths]
     for path in resolved:
         if not path.is_dir():
             raise ConfigurationError(f"{path} is not a folder; create it or fix the path")
@@ -66,6 +69,11 @@ def make_roots(paths: list[Path]) -> list[Root]:
             if a != b and a.is_relative_to(b):
                 raise ConfigurationError(f"{a} is inside {b}; watch only one of them")
     return [Root(p, p.name) for p in resolved]
+
+
+def _absolute(path: Path) -> Path:
+    path = Path(os.path.abspath(path.expanduser()))
+    return path.parent.resolve() / path.name if path.name else path
 
 
 def is_ignored(relative: PurePosixPath) -> bool:

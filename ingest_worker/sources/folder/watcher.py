@@ -7,6 +7,10 @@ a dirty path is looked at once it has been quiet for `debounce_s`: then whatever
 (a file, a folder, or nothing) decides between upserts and deletes. So a move is a delete plus
 an upsert, an editor's temp-file-and-rename save is one read of the final file, and a deleted
 folder deletes every document under it.
+
+Two things are never taken for deletes: a root that is gone (`roots.RootMonitor` waits for
+it, and re-watches a root that is replaced), and a reconcile or batch that would delete more
+than the delete guard allows (held until an operator confirms; see `delete_guard`).
 """
 
 from __future__ import annotations
@@ -16,36 +20,51 @@ import os
 import stat as stat_module
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ingest_worker.errors import ContentTooLarge, CorruptContent, PoisonInput
+from ingest_worker.errors import CorruptContent, PoisonInput
 from ingest_worker.events import DocumentEvent, Op, Outcome
 from ingest_worker.pipeline import BatchReport, EventSink
 from ingest_worker.retrying import until_done
 from ingest_worker.sources.folder.debouncing import Debouncer
 from ingest_worker.sources.folder.paths import Root, fingerprint, is_ignored, is_under
+from ingest_worker.sources.folder.reading import FileReader
+from ingest_worker.sources.folder.roots import RootMonitor, identity, walk
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, debouncer: Debouncer) -> None:
+    """Marks changed paths dirty, named under the root's own path (a symlinked root is
+    watched at its target)."""
+
+    def __init__(self, debouncer: Debouncer, watched: Path, root: Path) -> None:
         self.debouncer = debouncer
+        self.watched = watched
+        self.root = root
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        self.debouncer.touch(Path(os.fsdecode(event.src_path)))
+        self._touch(event.src_path)
         if dest := getattr(event, "dest_path", ""):
-            self.debouncer.touch(Path(os.fsdecode(dest)))
+            self._touch(dest)
+
+    def _touch(self, raw: str | bytes) -> None:
+        path = Path(os.fsdecode(raw))
+        if self.watched != self.root and path.is_relative_to(self.watched):
+            path = self.root / path.relative_to(self.watched)
+        self.debouncer.touch(path)
 
 
 class FolderWorker:
@@ -65,14 +84,18 @@ class FolderWorker:
         self.sink = sink
         self.tenant = tenant
         self.rescan_interval_s = rescan_interval_s
-        self.max_file_bytes = max_file_bytes
         self.batch_files = batch_files
         self.progress = progress
         self.debouncer = Debouncer(debounce_s)
+        self.reader = FileReader(self.debouncer, tenant, max_file_bytes)
         self.report = BatchReport()
         self._known: dict[str, dict[str, str | None]] = {}  # source → doc_id → fingerprint
         self._rejected: set[tuple[str, str]] = set()  # (doc_id, fingerprint) dead-lettered
         self._stopping = threading.Event()  # set by run(): stop retrying a database away
+        self.monitor = RootMonitor(roots)
+        self._held: set[str] = set()  # sources whose deletes wait for an operator
+        self._next_hold_check = 0.0
+        self._observer: Any = None
         sink.on_committed = self._remember
 
     # -- running --------------------------------------------------------------------------
@@ -82,7 +105,7 @@ class FolderWorker:
         indexed (the initial scan and whatever changed meanwhile). While the database is
         away, work waits and is retried with backoff."""
         self._stopping = stop
-        observer = self._watch()  # before the scan: a change made during it is not missed
+        self._rewatch()  # before the scan: a change made during it is not missed
         try:
             initial = self.reconcile()
             self._drain_initial(initial, stop)
@@ -90,27 +113,50 @@ class FolderWorker:
             while not stop.is_set():
                 if once and len(self.debouncer) == 0:
                     break
-                if not all(emitter.is_alive() for emitter in observer.emitters):
-                    log.warning("the file watcher stopped; restarting it and rescanning")
-                    observer.stop()
-                    observer = self._watch()
-                    next_rescan = 0.0
+                self._look_after_roots()
                 if time.monotonic() >= next_rescan:
                     self.reconcile()
                     next_rescan = time.monotonic() + self.rescan_interval_s
                 self._process(self.debouncer.take_ready(timeout=0.2, limit=self.batch_files))
         finally:
-            observer.stop()
-            observer.join(timeout=5)
+            self._observer.stop()
+            self._observer.join(timeout=5)
         return self.report
 
-    def _watch(self) -> Any:
-        observer = Observer()
-        handler = _Handler(self.debouncer)
+    def _rewatch(self) -> None:
+        """(Re)start watching every root that is there now."""
+        if self._observer is not None:
+            self._observer.stop()
+        self._observer = observer = Observer()
         for root in self.roots:
-            observer.schedule(handler, str(root.path), recursive=True)
+            if (now := identity(root.path)) is not None:
+                handler = _Handler(self.debouncer, Path(now.target), root.path)
+                try:
+                    observer.schedule(handler, now.target, recursive=True)
+                except OSError as e:  # gone again: the monitor will see it come back
+                    log.warning("cannot watch %s: %s", root.path, e)
         observer.start()
-        return observer
+
+    def _look_after_roots(self) -> None:
+        """Re-watch and reconcile roots that came back or were replaced, restart a watcher
+        that stopped, and apply held deletes once an operator has confirmed them."""
+        if back := self.monitor.changed():
+            self._rewatch()
+            self.reconcile(back)
+        elif not all(emitter.is_alive() for emitter in self._observer.emitters):
+            log.warning("the file watcher stopped; restarting it and rescanning")
+            self._rewatch()
+            self.reconcile()
+        if self._held and time.monotonic() >= self._next_hold_check:
+            self._next_hold_check = time.monotonic() + 1.0
+            confirmed = [
+                root
+                for root in self.roots
+                if root.source in self._held
+                and self._retrying(self.sink.deletes_confirmed, root.source)
+            ]
+            if confirmed:
+                self.reconcile(confirmed)
 
     def _drain_initial(self, count: int, stop: threading.Event) -> None:
         """Index what the scan found, with a progress bar (files, chunks/s, ETA)."""
@@ -134,17 +180,15 @@ class FolderWorker:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def reconcile(self) -> int:
-        """Compare every folder with the index; mark new and changed files dirty and delete
-        documents whose files are gone. Returns how many files were marked."""
+    def reconcile(self, roots: list[Root] | None = None) -> int:
+        """Compare folders (all, or `roots`) with the index; mark new and changed files
+        dirty and delete documents whose files are gone, unless the root itself is gone or
+        the delete guard holds them. Returns how many files were marked."""
         marked = 0
-        for root in self.roots:
-            known = self._known[root.source] = until_done(
-                partial(self.sink.live_documents, root.source),
-                self.sink.reconnect,
-                self._stopping,
-                "reading the index",
-            )
+        for root in self.roots if roots is None else roots:
+            if not self.monitor.is_present(root):
+                continue  # gone or replaced: the monitor reports it, nothing is deleted
+            known = self._known[root.source] = self._retrying(self.sink.live_documents, root.source)
             present: set[str] = set()
             for path, st in walk(root.path):
                 doc_id = root.doc_id(path)
@@ -154,30 +198,47 @@ class FolderWorker:
                     self.debouncer.touch(path, immediate=True)
                     marked += 1
             gone = [d for d in known if d not in present]
-            if gone:
+            if not self.monitor.is_present(root):  # vanished while we walked it
+                continue
+            if self._deletes_allowed(root.source, len(gone), len(known)) and gone:
                 self._submit([self._delete(root, d) for d in gone])
         return marked
 
     def _process(self, paths: list[Path]) -> None:
+        if any(not os.path.lexists(p) for p in paths):
+            # a burst of removals is judged as a whole by the delete guard, not in the
+            # slices the quiet timers would release it in
+            paths = paths + self.debouncer.take_where(lambda p: not os.path.lexists(p))
         events: list[DocumentEvent] = []
+        present = {root for root in self.roots if self.monitor.is_present(root)}
         for path in paths:
             root = next((r for r in self.roots if path.is_relative_to(r.path)), None)
-            if root is None or path == root.path:
+            if root is None or path == root.path or root not in present:
                 continue
             if is_ignored(PurePosixPath(path.relative_to(root.path).as_posix())):
                 continue
             events += self._events_for(root, path)
-        self._submit(events)
+        deletes = Counter(e.source for e in events if e.op is Op.DELETE)
+        held = {
+            source
+            for source, count in deletes.items()
+            if not self._deletes_allowed(source, count, len(self._known.get(source, {})))
+        }
+        self._submit([e for e in events if e.op is not Op.DELETE or e.source not in held])
+
+    def _deletes_allowed(self, source: str, deletes: int, documents: int) -> bool:
+        """Ask the delete guard; a held source is looked at again once confirmed."""
+        allowed = self._retrying(self.sink.guard_deletes, source, deletes, documents)
+        (self._held.discard if allowed else self._held.add)(source)
+        return allowed
+
+    def _retrying(self, call: Callable[..., T], *args: Any) -> T:
+        """`call(*args)`, waiting while the database is away."""
+        return until_done(partial(call, *args), self.sink.reconnect, self._stopping, call.__name__)
 
     def _submit(self, events: list[DocumentEvent]) -> None:
         if events:
-            report = until_done(
-                lambda: self.sink.process(events),
-                self.sink.reconnect,
-                self._stopping,
-                f"indexing {len(events)} file events",
-            )
-            self.report.add(report)
+            self.report.add(self._retrying(self.sink.process, events))
 
     def _events_for(self, root: Root, path: Path) -> list[DocumentEvent]:
         """What is at `path` now decides: nothing → deletes; a folder → its files are marked;
@@ -203,27 +264,12 @@ class FolderWorker:
 
     def _read(self, root: Root, path: Path, doc_id: str) -> DocumentEvent | None:
         known = self._known[root.source]
+
+        def unchanged(fp: str) -> bool:  # or already dead-lettered as it is
+            return known.get(doc_id) == fp or (doc_id, fp) in self._rejected
+
         try:
-            st = path.stat()  # follows a symlink: its target's fingerprint
-            fp = fingerprint(st)
-            if known.get(doc_id) == fp or (doc_id, fp) in self._rejected:
-                return None  # unchanged, or already dead-lettered as it is
-            if not stat_module.S_ISREG(st.st_mode):
-                return None
-            if path.is_symlink() and not path.resolve().is_relative_to(root.path):
-                raise CorruptContent(
-                    f"{path} is a symlink to a path outside {root.path}; "
-                    "freshindex refuses to follow it"
-                )
-            if st.st_size > self.max_file_bytes:
-                raise ContentTooLarge(
-                    f"{path} is {st.st_size} bytes, over FRESHINDEX_MAX_FILE_BYTES="
-                    f"{self.max_file_bytes}; raise the limit or split the file"
-                )
-            content = path.read_bytes()
-            if fingerprint(path.stat()) != fp:  # still being written: look again later
-                self.debouncer.touch(path)
-                return None
+            return self.reader.read(root, path, doc_id, unchanged)
         except FileNotFoundError:
             return self._delete(root, doc_id) if doc_id in known else None
         except PermissionError as e:
@@ -233,16 +279,6 @@ class FolderWorker:
         except PoisonInput as e:
             self._reject(root, doc_id, _safe_fingerprint(path), e)
             return self._delete(root, doc_id) if doc_id in known else None
-        return DocumentEvent(
-            doc_id=doc_id,
-            op=Op.UPSERT,
-            source=root.source,
-            content=content,
-            filename=str(path),  # the extension picks the parser; the path allows retries
-            tenant=self.tenant,
-            fingerprint=fp,
-            event_time=datetime.fromtimestamp(st.st_mtime, UTC),
-        )
 
     def _delete(self, root: Root, doc_id: str) -> DocumentEvent:
         return DocumentEvent(
@@ -267,22 +303,6 @@ class FolderWorker:
             known.pop(event.doc_id, None)
         elif outcome is not Outcome.STALE:
             known[event.doc_id] = event.fingerprint
-
-
-def walk(folder: Path, root: Path | None = None) -> Iterator[tuple[Path, os.stat_result]]:
-    """Every file below `folder` that is not hidden or temporary, with its stat."""
-    base = root or folder
-    for directory, subdirs, files in os.walk(folder, followlinks=False):
-        here = Path(directory)
-        subdirs[:] = [d for d in subdirs if not d.startswith(".")]
-        for name in files:
-            path = here / name
-            if is_ignored(PurePosixPath(path.relative_to(base).as_posix())):
-                continue
-            try:
-                yield path, path.stat()
-            except OSError:
-                continue  # vanished, or a dangling symlink: the watcher will tell
 
 
 def _safe_fingerprint(path: Path) -> str:

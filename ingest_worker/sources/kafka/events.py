@@ -6,8 +6,10 @@ Key: the doc_id (UTF-8). Value: UTF-8 JSON such as
      "tenant": "default", "event_time": "2026-11-25T12:00:00Z"}
     {"op": "delete", "doc_id": "handbook/leave.md", "version": 8}
 A null value (tombstone) deletes the document named by the key. Without `version`, the
-message's offset orders the events of a document (keep one scheme per document). Binary
-documents travel as `content_base64` with their `content_type`. Unknown fields are ignored.
+message's offset orders the events of a document (keep one scheme per document). `text`
+needs no `content_type`: it is plain text, or Markdown/HTML when the doc_id ends in `.md`/
+`.html`. Binary documents travel as `content_base64` with their `content_type`. Unknown
+fields are ignored.
 freshindex's own folder publisher adds `origin` (the watched folder) and `fingerprint`.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from ingest_worker.errors import CorruptContent, PoisonInput
 from ingest_worker.events import DocumentEvent, Op, SourcePosition
+from ingest_worker.parsing import text_type
 
 _SOURCE_PREFIX = "kafka:"
 
@@ -117,10 +120,13 @@ def _decode(
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise CorruptContent('"metadata" must be a JSON object')
+    content_type = _string(body, "content_type")
+    if content_type is None and body.get("text") is not None:
+        content_type = text_type(doc_id)
     return DocumentEvent(
         op=Op.UPSERT,
         content=_content(body),
-        content_type=_string(body, "content_type"),
+        content_type=content_type,
         filename=doc_id,
         title=_string(body, "title"),
         metadata=metadata,

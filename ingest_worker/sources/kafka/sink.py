@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ingest_worker import delete_guard
 from ingest_worker.events import DocumentEvent, Op, Outcome
 from ingest_worker.pipeline import BatchReport
 from ingest_worker.sources.kafka.client import Publisher, guess_type
@@ -21,10 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class KafkaSink:
-    def __init__(self, publisher: Publisher, index: Store, dlq_topic: str) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        index: Store,
+        dlq_topic: str,
+        delete_threshold: delete_guard.Threshold | None = None,
+    ) -> None:
         self.publisher = publisher
-        self.index = index  # read-only use: what the workers have indexed
+        self.index = index  # what the workers have indexed (and the delete guard's holds)
         self.dlq_topic = dlq_topic
+        self.delete_threshold = delete_threshold or delete_guard.Threshold()
         self.on_committed: Callable[[DocumentEvent, Outcome], None] | None = None
 
     def process(self, events: Sequence[DocumentEvent]) -> BatchReport:
@@ -49,6 +57,14 @@ class KafkaSink:
 
     def live_documents(self, source: str) -> dict[str, str | None]:
         return self.index.live_documents(source)
+
+    def guard_deletes(self, source: str, deletes: int, documents: int) -> bool:
+        return delete_guard.check(
+            self.index.conn, self.delete_threshold, source, deletes, documents
+        )
+
+    def deletes_confirmed(self, source: str) -> bool:
+        return delete_guard.confirmed(self.index.conn, source)
 
     def reconnect(self) -> None:
         self.index.reconnect()

@@ -1,0 +1,114 @@
+"""Claims on chunk texts being embedded, so that concurrent workers embed each text once.
+
+A worker claims the hashes it is about to embed (a row per hash with a short lease, taken
+over only once expired), embeds those it won in slices (renewing the lease between slices),
+keeps their vectors in the cache, and drops the claims. For the hashes another worker holds,
+it waits for their vectors to reach the cache; if the other worker dies, its lease expires
+and the hash is claimed again. The cache is looked up again after claiming, so a text
+finished by another worker just before is not embedded twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import psycopg
+
+from ingest_worker import embedding_cache
+from ingest_worker.embedding import Vector
+
+Embed = Callable[[dict[bytes, str]], tuple[dict[bytes, Vector], dict[bytes, Exception]]]
+SLICE = 64  # texts per model call between lease renewals
+
+
+def claim(
+    conn: psycopg.Connection[Any], model: str, hashes: Collection[bytes], owner: str, lease_s: float
+) -> set[bytes]:
+    """The hashes `owner` holds now: new claims, its own renewed, expired ones taken over.
+    Sorted, so that two workers claiming overlapping sets never deadlock."""
+    rows = conn.execute(
+        """INSERT INTO embedding_claims (model, chunk_hash, owner, expires_at)
+           SELECT %(model)s, h, %(owner)s, clock_timestamp() + %(lease)s * interval '1 second'
+           FROM unnest(%(hashes)s::bytea[]) AS h
+           ON CONFLICT (model, chunk_hash) DO UPDATE
+               SET owner = excluded.owner, expires_at = excluded.expires_at
+               WHERE embedding_claims.owner = excluded.owner
+                  OR embedding_claims.expires_at < clock_timestamp()
+           RETURNING chunk_hash""",
+        {"model": model, "owner": owner, "lease": lease_s, "hashes": sorted(hashes)},
+    ).fetchall()
+    return {bytes(r[0]) for r in rows}
+
+
+def release(
+    conn: psycopg.Connection[Any], model: str, hashes: Collection[bytes], owner: str
+) -> None:
+    if hashes:
+        conn.execute(
+            "DELETE FROM embedding_claims WHERE model = %s AND chunk_hash = ANY(%s) AND owner = %s",
+            (model, list(hashes), owner),
+        )
+
+
+def embed_once(
+    conn: psycopg.Connection[Any],
+    model: str,
+    texts: Mapping[bytes, str],
+    embed: Embed,
+    owner: str,
+    lease_s: float = 60.0,
+    poll_s: float = 0.1,
+) -> tuple[dict[bytes, Vector], dict[bytes, Exception], dict[bytes, Vector]]:
+    """Vectors for `texts`: (embedded here, failed here, embedded by another worker)."""
+    fresh: dict[bytes, Vector] = {}
+    failed: dict[bytes, Exception] = {}
+    shared: dict[bytes, Vector] = {}
+    waiting = dict(texts)
+    while waiting:
+        mine = claim(conn, model, waiting, owner, lease_s)
+        done = embedding_cache.lookup(conn, model, waiting)
+        shared.update(done)
+        release(conn, model, mine & done.keys(), owner)
+        ours = [h for h in waiting if h in mine and h not in done]
+        for h in [*done, *ours]:
+            del waiting[h]
+        try:
+            _embed_claimed(
+                conn, model, {h: texts[h] for h in ours}, embed, owner, lease_s, fresh, failed
+            )
+        except BaseException:
+            # Failing or stopping: let other workers (or our restart) have these at once;
+            # only a worker killed outright leaves its claims to expire.
+            with contextlib.suppress(psycopg.Error):
+                release(conn, model, [h for h in ours if h not in fresh], owner)
+            raise
+        if waiting and not ours and not done:
+            time.sleep(poll_s)  # another worker is embedding these: wait for its vectors
+    return fresh, failed, shared
+
+
+def _embed_claimed(
+    conn: psycopg.Connection[Any],
+    model: str,
+    texts: dict[bytes, str],
+    embed: Embed,
+    owner: str,
+    lease_s: float,
+    fresh: dict[bytes, Vector],
+    failed: dict[bytes, Exception],
+) -> None:
+    """Embed the texts this worker claimed, in slices; keep each slice's vectors and drop
+    its claims at once, and renew the lease of the rest."""
+    hashes = list(texts)
+    for start in range(0, len(hashes), SLICE):
+        part = {h: texts[h] for h in hashes[start : start + SLICE]}
+        vectors, errors = embed(part)
+        embedding_cache.keep(conn, vectors, model)
+        fresh.update(vectors)
+        release(conn, model, part.keys(), owner)  # a failed text may be tried elsewhere
+        failed.update(errors)
+        if rest := hashes[start + SLICE :]:
+            claim(conn, model, rest, owner, lease_s)
