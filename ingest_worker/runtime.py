@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest_worker import database, delete_guard, logs, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder, canonical_name
-from ingest_worker.errors import FreshindexError
+from ingest_worker.errors import ConfigurationError, FreshindexError
 from ingest_worker.pipeline import EventSink, Pipeline
 from ingest_worker.settings import Settings
 from ingest_worker.store import Store
@@ -89,10 +89,19 @@ def load_embedder(settings: Settings, url: str | None = None) -> SentenceTransfo
     if url is not None:
         with database.connect(url) as conn:
             active = reindex.active_model(conn)
-        if active is not None and active != canonical_name(model):
+        if active is not None and active != _canonical_or_none(model):
             log.warning("the index uses model %s, not %s; using %s", active, model, active)
             model = active
     return embedder_loader(settings)(model)
+
+
+def _canonical_or_none(model: str) -> str | None:
+    """The model's canonical name; None for a path that is not there (the index's model is
+    used anyway, so a stale setting does not stop the process)."""
+    try:
+        return canonical_name(model)
+    except ConfigurationError:
+        return None
 
 
 def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEmbedder) -> Pipeline:

@@ -126,13 +126,13 @@ class Broker:
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-        log = (self.log_dir / "broker.log").open("ab")
-        self.process = subprocess.Popen(
-            self._java("kafka.Kafka", str(config)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.log_dir / "broker.log").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config)),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.wait_ready(timeout)
         return self
 

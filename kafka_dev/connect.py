@@ -129,13 +129,13 @@ class Connect:
 
     def start(self, timeout: float = 180.0) -> Connect:
         files = self._files()
-        log = (self.work_dir / "connect.log").open("ab")
-        self.process = subprocess.Popen(
-            ["java", "-Xms128m", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-             "-cp", classpath(CONNECT_POM),
-             "org.apache.kafka.connect.cli.ConnectStandalone", *files],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        with (self.work_dir / "connect.log").open("ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                ["java", "-Xms128m", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                 "-cp", classpath(CONNECT_POM),
+                 "org.apache.kafka.connect.cli.ConnectStandalone", *files],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         self.wait_running(timeout)
         return self
 

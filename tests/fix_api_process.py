@@ -42,12 +42,13 @@ class IndexService:
 def spawn_api(db_url: str, log: Path, **env: str) -> Iterator[str]:
     """`freshindex api` on a free loopback port until the block ends; yields its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [FRESHINDEX, "api", "--port", str(port)],
-        env={**os.environ, "DATABASE_URL": db_url, **env},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as out:  # the child keeps its own copy of the file
+        process = subprocess.Popen(
+            [FRESHINDEX, "api", "--port", str(port)],
+            env={**os.environ, "DATABASE_URL": db_url, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:

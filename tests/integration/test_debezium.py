@@ -69,10 +69,7 @@ def cdc(
         connect.start()
         yield setup
     finally:
-        for process in setup.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait()
+        setup.kill_all()
         connect.stop()
 
 

@@ -36,12 +36,13 @@ def stdio_server(service: IndexService, key: str) -> StdioServerParameters:
 def http_server(service: IndexService, log: Path) -> Iterator[str]:
     """`freshindex mcp --transport http` with no key of its own: callers bring theirs."""
     port = free_port()
-    process = subprocess.Popen(
-        [FRESHINDEX, "mcp", "--transport", "http", "--url", service.url, "--port", str(port)],
-        env={k: v for k, v in os.environ.items() if k != "FRESHINDEX_API_KEY"},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as out:  # the child keeps its own copy of the file
+        process = subprocess.Popen(
+            [FRESHINDEX, "mcp", "--transport", "http", "--url", service.url, "--port", str(port)],
+            env={k: v for k, v in os.environ.items() if k != "FRESHINDEX_API_KEY"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
     def listening() -> bool:
         assert process.poll() is None, log.read_text()
