@@ -32,12 +32,12 @@ from kafka import KafkaProducer
 from bench.corpus import percentile, postgres_manual, save_result
 from bench.folder_ingest import bare_model, pipeline_chunks, serve
 from ingest_worker import database, migrations
+from ingest_worker.change_log import applied_positions
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.positions import caught_up
 from ingest_worker.settings import Settings
 from ingest_worker.sources.kafka import events as kafka_events
 from ingest_worker.sources.kafka.client import end_offsets, ensure_topic
-from ingest_worker.store import applied_positions
 from kafka_dev.broker import Broker
 
 FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))

@@ -99,6 +99,22 @@ def latencies(client: httpx.Client, queries: list[str], fields: dict[str, str]) 
     }
 
 
+def loaded_index(
+    record: Path, url: str, files: list[Path], target: int
+) -> tuple[int, float, list[Path]]:
+    """Load `target` chunks (resuming, cheaply, where an interrupted load stopped), unless
+    `record` says an earlier run loaded them; chunks, seconds and the files left over."""
+    if record.exists():
+        chunks, load_s, count = json.loads(record.read_text())
+        return chunks, load_s, files[count:]
+    embedder = SentenceTransformerEmbedder()
+    store = Store(database.connect(url), embedder.model_name)
+    reindex.activate(store.conn, store.model, embedder.dimensions)
+    chunks, load_s, rest = load(Pipeline(store, embedder, chunk_max_tokens=96), files, target)
+    record.write_text(json.dumps([chunks, load_s, len(files) - len(rest)]))
+    return chunks, load_s, rest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -112,17 +128,7 @@ def main() -> None:
         migrations.apply(conn)
     files = corpus()
     random.Random(1).shuffle(files)
-    loaded = work / "loaded.json"
-    if loaded.exists():  # an index kept by an earlier run
-        chunks, load_s, count = json.loads(loaded.read_text())
-        rest = files[count:]
-    else:
-        embedder = SentenceTransformerEmbedder()
-        store = Store(database.connect(url), embedder.model_name)
-        reindex.activate(store.conn, store.model, embedder.dimensions)
-        pipeline = Pipeline(store, embedder, chunk_max_tokens=96)
-        chunks, load_s, rest = load(pipeline, files, args.chunks)
-        loaded.write_text(json.dumps([chunks, load_s, len(files) - len(rest)]))
+    chunks, load_s, rest = loaded_index(work / "loaded.json", url, files, args.chunks)
     rng = random.Random(2)
     queries = []
     for f in rng.sample(files[: len(files) - len(rest)], args.queries):

@@ -7,7 +7,8 @@ notifies listeners. Vectors are computed before it is called: never inside a tra
 Around it, the reads the pipeline needs first (stored versions and chunk hashes) and the
 other writes that record source positions (stale events, dead letters).
 
-Beside it, other modules write their own tables: `reindex` (the index's model and its vector
+Inside its transactions, `change_log` records source positions and the change feed. Beside
+it, other modules write their own tables: `reindex` (the index's model and its vector
 column), `embedding_cache`, `dead_letters`, `counters`, `sources.kafka.resume` (where a Kafka
 worker resumes) and `api_keys`.
 """
@@ -15,17 +16,15 @@ worker resumes) and `api_keys`.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest_worker import dead_letters, embedding_cache
+from ingest_worker import change_log, dead_letters, embedding_cache
 from ingest_worker.chunking import Chunk
 from ingest_worker.counters import bump
 from ingest_worker.diffing import StoredChunk, plan
@@ -34,8 +33,6 @@ from ingest_worker.events import DocumentEvent, Op, Outcome, SourcePosition
 
 log = logging.getLogger(__name__)
 
-CHANGES_CHANNEL = "freshindex_changes"
-POSITIONS_CHANNEL = "freshindex_positions"
 DocKey = tuple[str, str]  # (tenant, doc_id)
 
 
@@ -129,7 +126,7 @@ class Store:
             active = cur.execute("SELECT model FROM active_model FOR SHARE").fetchone()
             if active is not None and active[0] != self.model:
                 raise ModelSwitched(active[0])
-            _record_positions(cur, positions, event.event_time)
+            change_log.record_positions(cur, positions, event.event_time)
             stored = _lock_document(cur, event)
             if stored is not None and event.version is not None and event.version <= stored[0]:
                 bump(cur, events_stale_total=1)
@@ -162,7 +159,7 @@ class Store:
             if resolved := dead_letters.resolve(cur, event, version):
                 log.info("%s v%d resolves %d dead letter(s)", event.doc_id, version, resolved)
             bump(cur, events_applied_total=1)
-            _record_change(cur, event, version)
+            change_log.record_change(cur, event, version)
         return outcome
 
     def record_stale(self, count: int = 1) -> None:
@@ -174,14 +171,14 @@ class Store:
     ) -> None:
         """Store a dead letter and the source positions it completes, in one transaction."""
         with self.conn.transaction(), self.conn.cursor() as cur:
-            _record_positions(cur, positions, event.event_time)
+            change_log.record_positions(cur, positions, event.event_time)
             dead_letters.insert(cur, event, error)
         log.warning("dead letter: %s (%s): %s", event.doc_id, type(error).__name__, error)
 
     # -- what sources resume from ------------------------------------------------------------
 
     def applied_positions(self, source: str) -> dict[int, int]:
-        return applied_positions(self.conn, source)
+        return change_log.applied_positions(self.conn, source)
 
     def live_documents(self, source: str) -> dict[str, str | None]:
         """doc_id → fingerprint of the documents a source has indexed and not deleted."""
@@ -190,14 +187,6 @@ class Store:
             (source,),
         ).fetchall()
         return {r[0]: r[1] for r in rows}
-
-
-def applied_positions(conn: psycopg.Connection[Any], source: str) -> dict[int, int]:
-    """partition → the last position applied (everything up to it is durable)."""
-    rows = conn.execute(
-        "SELECT partition, position FROM source_positions WHERE source = %s", (source,)
-    ).fetchall()
-    return {int(p): int(o) for p, o in rows}
 
 
 def _lock_document(cur: psycopg.Cursor[Any], event: DocumentEvent) -> tuple[int, bool] | None:
@@ -293,45 +282,3 @@ def _write_document(
             "doc_id": event.doc_id,
         },
     )
-
-
-def _record_positions(
-    cur: psycopg.Cursor[Any], positions: Sequence[SourcePosition], event_time: datetime | None
-) -> None:
-    """Positions only move forward: a replayed batch cannot move them back. Listeners
-    waiting for a position are told at commit."""
-    for position in positions:
-        payload = {
-            "source": position.source,
-            "partition": position.partition,
-            "position": position.position,
-        }
-        cur.execute("SELECT pg_notify(%s, %s)", (POSITIONS_CHANNEL, json.dumps(payload)))
-        cur.execute(
-            """INSERT INTO source_positions (source, partition, position, event_time)
-               VALUES (%s, %s, %s, %s)
-               ON CONFLICT (source, partition) DO UPDATE SET
-                   position = greatest(source_positions.position, excluded.position),
-                   event_time = coalesce(excluded.event_time, source_positions.event_time),
-                   updated_at = now()""",
-            (position.source, position.partition, position.position, event_time),
-        )
-
-
-def _record_change(cur: psycopg.Cursor[Any], event: DocumentEvent, version: int) -> None:
-    """Append to the change feed and tell listeners (NOTIFY is delivered at commit)."""
-    row = cur.execute(
-        """INSERT INTO changes (tenant, doc_id, version, op) VALUES (%s, %s, %s, %s)
-           RETURNING id, indexed_at""",
-        (event.tenant, event.doc_id, version, event.op.value),
-    ).fetchone()
-    assert row is not None
-    payload = {
-        "id": row[0],
-        "tenant": event.tenant,
-        "doc_id": event.doc_id,
-        "version": version,
-        "op": event.op.value,
-        "indexed_at": row[1].isoformat(),
-    }
-    cur.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, json.dumps(payload)))

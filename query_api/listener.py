@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ingest_worker.store import CHANGES_CHANNEL, POSITIONS_CHANNEL
+from ingest_worker.change_log import CHANGES_CHANNEL, POSITIONS_CHANNEL
 
 log = logging.getLogger(__name__)
 

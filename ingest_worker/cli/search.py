@@ -60,7 +60,11 @@ def search(
     answer = response.json()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
-        return
+    else:
+        _print_hits(answer)
+
+
+def _print_hits(answer: dict[str, Any]) -> None:
     if not answer["fresh"]:
         typer.echo(f"warning: not indexed yet: {answer['missing']}", err=True)
     for rank, hit in enumerate(answer["hits"], start=1):

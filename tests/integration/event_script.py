@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import psycopg
 from kafka import KafkaProducer
 
+from ingest_worker.change_log import applied_positions
 from ingest_worker.positions import caught_up
 from ingest_worker.sources.kafka import events as kafka_events
-from ingest_worker.store import applied_positions
 
 WORDS = (
     "river stone cloud maple harbor lantern copper meadow falcon ember quartz willow glacier "

@@ -27,8 +27,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from ingest_worker import database, embedding_cache, reindex
-from ingest_worker import store as store_module
+from ingest_worker import change_log, database, embedding_cache, reindex
 from ingest_worker.chunking import split
 from ingest_worker.embedding import Vector
 from ingest_worker.events import DocumentEvent, Op
@@ -213,7 +212,7 @@ def crash_in_transaction(monkeypatch: pytest.MonkeyPatch) -> CrashPlan:
     its writes and before its commit, and whose "after-embedding" point fires once fresh
     vectors are in the embedding cache."""
     plan = CrashPlan()
-    original = store_module._record_change
+    original = change_log.record_change
     original_keep = embedding_cache.keep
 
     def keep(conn: psycopg.Connection[tuple[object, ...]], vectors: object, model: str) -> None:
@@ -228,7 +227,7 @@ def crash_in_transaction(monkeypatch: pytest.MonkeyPatch) -> CrashPlan:
         original(cur, event, version)
         plan.reach("in-transaction")
 
-    monkeypatch.setattr(store_module, "_record_change", record_change)
+    monkeypatch.setattr(change_log, "record_change", record_change)
     return plan
 
 

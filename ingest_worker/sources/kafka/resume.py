@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from ingest_worker.store import applied_positions
+from ingest_worker.change_log import applied_positions
 
 log = logging.getLogger(__name__)
 
