@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ingest_worker import database, delete_guard, logs, migrations, reindex
-from ingest_worker.embedding import SentenceTransformerEmbedder, canonical_name
+from ingest_worker import database, delete_guard, embedding_backends, logs, migrations, reindex
+from ingest_worker.embedding import Embedder, canonical_name
 from ingest_worker.errors import ConfigurationError, FreshindexError
 from ingest_worker.pipeline import EventSink, Pipeline
 from ingest_worker.settings import Settings
@@ -26,7 +26,7 @@ from ingest_worker.store import Store
 
 log = logging.getLogger(__name__)
 
-EmbedderLoader = Callable[[str], SentenceTransformerEmbedder]  # model name → loaded model
+EmbedderLoader = Callable[[str], Embedder]  # model name → loaded model
 
 
 # -- what every process shares ------------------------------------------------------------
@@ -76,13 +76,19 @@ def database_url() -> str:
 def embedder_loader(settings: Settings) -> EmbedderLoader:
     """The one way a process loads a model (by name: the index may switch models)."""
 
-    def load(model: str) -> SentenceTransformerEmbedder:
-        return SentenceTransformerEmbedder(model, batch_size=settings.embed_batch_size)
+    options = embedding_backends.Options(
+        cache_dir=settings.model_cache_dir or settings.data_dir / "models",
+        batch_size=settings.embed_batch_size,
+        batch_tokens=settings.embed_batch_tokens,
+    )
+
+    def load(model: str) -> Embedder:
+        return embedding_backends.load(model, settings.embed_backend, options)
 
     return load
 
 
-def load_embedder(settings: Settings, url: str | None = None) -> SentenceTransformerEmbedder:
+def load_embedder(settings: Settings, url: str | None = None) -> Embedder:
     """The model the index uses (it decides once it has one: `freshindex reindex` changes
     it), else FRESHINDEX_MODEL."""
     model = settings.model
@@ -104,7 +110,7 @@ def _canonical_or_none(model: str) -> str | None:
         return None
 
 
-def build_pipeline(settings: Settings, url: str, embedder: SentenceTransformerEmbedder) -> Pipeline:
+def build_pipeline(settings: Settings, url: str, embedder: Embedder) -> Pipeline:
     store = Store(database.connect(url), embedder.model_name)
     reindex.activate(store.conn, store.model, embedder.dimensions)
     return Pipeline(

@@ -31,7 +31,24 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="Embedding model: all-MiniLM-L6-v2 (shipped offline) or a local model path.",
     )
-    embed_batch_size: int = Field(default=32, ge=1, description="Chunks per embedding call.")
+    embed_backend: Literal["auto", "torch", "openvino", "openvino-bf16", "onnx"] = Field(
+        default="auto",
+        description="What runs the model: auto = the fastest backend whose vectors match "
+        "torch's (checked and timed here on first use); see `bench.embedders`.",
+    )
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Where exported models are kept (built once); default: data_dir/models.",
+    )
+    embed_batch_size: int = Field(
+        default=32, ge=1, description="Chunks per embedding call (torch backend)."
+    )
+    embed_batch_tokens: int = Field(
+        default=8192,
+        ge=256,
+        description="Padded tokens per model call (exported backends; texts of similar length "
+        "are batched together).",
+    )
     chunk_max_tokens: int | None = Field(
         default=None, ge=16, description="Chunk size cap in model tokens; default: model maximum."
     )

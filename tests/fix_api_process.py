@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from ingest_worker import api_keys, database, reindex
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from kafka_dev.broker import terminate
@@ -86,7 +86,7 @@ def seed(pipeline: Pipeline) -> None:
 
 @pytest.fixture(scope="module")
 def index_service(
-    pg_url: str, embedder: SentenceTransformerEmbedder, tmp_path_factory: pytest.TempPathFactory
+    pg_url: str, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IndexService]:
     with _database(pg_url, "service", TEMPLATE) as db_url, database.connect(db_url) as conn:
         store = Store(conn, embedder.model_name)

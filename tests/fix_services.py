@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from ingest_worker import database, reindex
-from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.sources.folder.paths import make_roots
 from ingest_worker.sources.folder.watcher import FolderWorker
@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def store(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[Store]:
+def store(db_url: str, embedder: Embedder) -> Iterator[Store]:
     conn = database.connect(db_url)
     store = Store(conn, embedder.model_name)
     reindex.activate(conn, store.model, embedder.dimensions)
@@ -63,7 +63,7 @@ def store(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[Store]
 
 
 @pytest.fixture
-def pipeline(store: Store, embedder: SentenceTransformerEmbedder) -> Pipeline:
+def pipeline(store: Store, embedder: Embedder) -> Pipeline:
     return Pipeline(store, embedder)
 
 
@@ -115,7 +115,7 @@ def folder_worker(tmp_path: Path, pipeline: Pipeline) -> Iterator[RunningWorker]
 @contextmanager
 def serve_api(
     db_url: str,
-    embedder: SentenceTransformerEmbedder,
+    embedder: Embedder,
     latest_offsets: LatestOffsets | None = None,
     load_model: Callable[[str], Embedder] | None = None,
     require_keys: bool = False,
@@ -146,6 +146,6 @@ def serve_api(
 
 
 @pytest.fixture
-def api(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[httpx.Client]:
+def api(db_url: str, embedder: Embedder) -> Iterator[httpx.Client]:
     with serve_api(db_url, embedder) as client:
         yield client

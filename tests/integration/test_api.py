@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from tests.fix_services import serve_api
@@ -63,7 +63,7 @@ def test_filters_on_metadata_and_doc_id_prefix(api: httpx.Client, pipeline: Pipe
 
 
 def test_readiness_and_503_when_the_database_is_unreachable(
-    api: httpx.Client, embedder: SentenceTransformerEmbedder
+    api: httpx.Client, embedder: Embedder
 ) -> None:
     assert api.get("/readyz").json() == {"status": "ready"}
     assert api.get("/healthz").status_code == 200

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ingest_worker import api_keys
 from ingest_worker.api_keys import required
 from ingest_worker.database import connect
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from tests.fix_services import serve_api
@@ -25,7 +25,7 @@ TOPICS = ("invoices", "holidays", "security", "onboarding", "travel")
 
 
 @pytest.fixture
-def secured(db_url: str, embedder: SentenceTransformerEmbedder) -> Iterator[httpx.Client]:
+def secured(db_url: str, embedder: Embedder) -> Iterator[httpx.Client]:
     with serve_api(db_url, embedder, require_keys=True) as client:
         yield client
 

@@ -12,7 +12,7 @@ import pytest
 
 from ingest_worker import api_keys
 from ingest_worker.database import connect
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from query_api.client import (
     AsyncClient,
@@ -122,9 +122,7 @@ def test_async_client_searches_and_follows_changes(api: httpx.Client, pipeline: 
     asyncio.run(run())
 
 
-def test_errors_say_what_to_do(
-    db_url: str, embedder: SentenceTransformerEmbedder, pipeline: Pipeline
-) -> None:
+def test_errors_say_what_to_do(db_url: str, embedder: Embedder, pipeline: Pipeline) -> None:
     pipeline.process([upsert("x.md", "Globex secrets.", tenant="globex")])
     with connect(db_url) as conn:
         acme = api_keys.create(conn, "acme", "acme app")[0]
@@ -143,7 +141,7 @@ def test_errors_say_what_to_do(
 
 
 def test_unavailable_database_is_retried_then_reported(
-    embedder: SentenceTransformerEmbedder,
+    embedder: Embedder,
 ) -> None:
     with (
         serve_api("host=/nonexistent dbname=nothing connect_timeout=1", embedder) as down,

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.sources.kafka.client import ensure_topic
 from kafka_dev.broker import Broker
 from kafka_dev.connect import TABLE_SQL, Connect, SourcePostgres
@@ -92,7 +92,7 @@ def top(api: httpx.Client, query: str) -> str | None:
 
 
 def test_rows_follow_the_table_through_debezium(
-    cdc: KafkaSetup, source: SourcePostgres, db_url: str, embedder: SentenceTransformerEmbedder
+    cdc: KafkaSetup, source: SourcePostgres, db_url: str, embedder: Embedder
 ) -> None:
     worker = cdc.spawn()
     with serve_api(db_url, embedder) as api:

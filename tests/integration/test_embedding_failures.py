@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingest_worker.embedding import SentenceTransformerEmbedder, Vector
+from ingest_worker.embedding import Embedder, Vector
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from tests.integration.helpers import upsert
@@ -15,7 +15,7 @@ class FragileModel:
     """The real model, behind a device that runs out of memory above 3 texts per call and
     always fails on one poisonous text."""
 
-    def __init__(self, model: SentenceTransformerEmbedder) -> None:
+    def __init__(self, model: Embedder) -> None:
         self.model = model
         self.model_name, self.dimensions, self.max_tokens = (
             model.model_name, model.dimensions, model.max_tokens,
@@ -35,7 +35,7 @@ class FragileModel:
 
 
 def test_only_the_document_the_model_fails_on_alone_is_dead_lettered(
-    store: Store, embedder: SentenceTransformerEmbedder
+    store: Store, embedder: Embedder
 ) -> None:
     model = FragileModel(embedder)
     events = [

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.sources.kafka.client import end_offsets
 from tests.fix_kafka import FRESHINDEX, KafkaSetup
@@ -28,7 +28,7 @@ def search(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_search_waits_for_a_published_kafka_event(
-    kafka_setup: KafkaSetup, embedder: SentenceTransformerEmbedder
+    kafka_setup: KafkaSetup, embedder: Embedder
 ) -> None:
     kafka_setup.spawn()
     offsets = functools.partial(end_offsets, kafka_setup.settings)
@@ -88,9 +88,7 @@ def lag(api: httpx.Client, topic: str) -> int | None:
     return None if not lags or None in lags else sum(lags)
 
 
-def test_lag_counts_the_events_not_applied_yet(
-    kafka_setup: KafkaSetup, embedder: SentenceTransformerEmbedder
-) -> None:
+def test_lag_counts_the_events_not_applied_yet(kafka_setup: KafkaSetup, embedder: Embedder) -> None:
     offsets = functools.partial(end_offsets, kafka_setup.settings)
     with (
         serve_api(kafka_setup.db_url, embedder, offsets) as api,

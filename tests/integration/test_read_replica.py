@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from ingest_worker import database, migrations, reindex
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from tests.fix_db import private_data_dir
@@ -64,7 +64,7 @@ def replicated() -> Iterator[Replicated]:
 
 
 def test_read_your_writes_holds_on_a_lagging_replica(
-    replicated: Replicated, embedder: SentenceTransformerEmbedder
+    replicated: Replicated, embedder: Embedder
 ) -> None:
     with database.connect(replicated.primary_url) as conn:
         migrations.apply(conn)

@@ -12,7 +12,7 @@ import torch
 
 from ingest_worker import database, reindex, runtime
 from ingest_worker.chunking import embed_text
-from ingest_worker.embedding import SentenceTransformerEmbedder, resolve_model_path
+from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder, resolve_model_path
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.settings import Settings
 from ingest_worker.store import Store
@@ -21,7 +21,7 @@ from tests.integration.helpers import upsert
 
 
 @pytest.fixture(scope="session")
-def other_model(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformerEmbedder:
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
     """A genuinely different model, made offline: MiniLM's encoder with CLS pooling and a
     seeded 384→256 projection (different vectors and dimensions)."""
     from sentence_transformers import SentenceTransformer, models
@@ -45,8 +45,8 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> SentenceTransformer
 def test_reindex_switches_atomically_while_documents_keep_changing(
     db_url: str,
     pipeline: Pipeline,
-    embedder: SentenceTransformerEmbedder,
-    other_model: SentenceTransformerEmbedder,
+    embedder: Embedder,
+    other_model: Embedder,
 ) -> None:
     pipeline.process(
         [upsert(f"doc-{i}", f"Document {i} is about topic {i % 5}.") for i in range(30)]

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 from ingest_worker import api_keys
 from ingest_worker.database import connect
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder
 from ingest_worker.pipeline import Pipeline
 from tests.fix_services import RunningWorker, serve_api
 from tests.integration.helpers import upsert, write
@@ -77,7 +77,7 @@ def test_a_dropped_file_appears_live_in_feed_and_results(
 
 
 def test_the_page_asks_for_a_key_when_the_api_requires_one(
-    browser: Browser, db_url: str, embedder: SentenceTransformerEmbedder, pipeline: Pipeline
+    browser: Browser, db_url: str, embedder: Embedder, pipeline: Pipeline
 ) -> None:
     pipeline.process([upsert("owls.md", "Owls hunt at night.", tenant="zoo")])
     with connect(db_url) as conn:

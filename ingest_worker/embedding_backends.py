@@ -1,0 +1,268 @@
+"""Which runtime serves the model: FRESHINDEX_EMBED_BACKEND=auto|torch|openvino(-bf16)|onnx.
+
+`torch` is sentence-transformers itself. The others serve the model's ONNX export, built once
+with torch into `<cache_dir>/<model>-<fingerprint>/` (never into site-packages) and reused.
+Before an exported backend serves, it is checked against torch's vectors on the
+`embedding_check` texts: one whose vectors differ from torch's by more than cosine 0.9999 is
+not exact, and is refused (its vectors would not match the rest of the index). The check also
+times each backend on this machine, and `auto` takes the fastest exact one. torch's vectors
+are kept with the export, so a runtime upgraded later is re-checked without torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ingest_worker import model_export
+from ingest_worker.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    Vector,
+    canonical_name,
+    resolve_model_path,
+)
+from ingest_worker.embedding_check import check_texts
+from ingest_worker.errors import ConfigurationError
+from ingest_worker.exported_embedder import (
+    ExportedEmbedder,
+    Runner,
+    onnxruntime_runner,
+    openvino_runner,
+)
+
+log = logging.getLogger(__name__)
+
+EXACT_COSINE = 0.9999
+BACKENDS = ("auto", "torch", "openvino", "openvino-bf16", "onnx")
+_RUNTIME = {"openvino": "openvino", "openvino-bf16": "openvino", "onnx": "onnxruntime"}
+_REFERENCE = "torch-vectors.npy"
+_MANIFEST = "checks.json"
+
+
+@dataclass(frozen=True)
+class Check:
+    """How one backend did on the check texts, on this machine."""
+
+    backend: str
+    version: str  # of its runtime package
+    min_cosine: float  # to torch's vectors
+    mean_cosine: float
+    texts_per_s: float
+
+    @property
+    def exact(self) -> bool:
+        return self.min_cosine >= EXACT_COSINE
+
+
+@dataclass(frozen=True)
+class Options:
+    cache_dir: Path  # where exports live
+    batch_size: int = 32  # texts per torch call
+    batch_tokens: int = 8192  # padded tokens per exported-backend call
+
+
+def load(model: str, backend: str, options: Options) -> Embedder:
+    """The embedder for `model` on `backend` (see the module docstring)."""
+    if backend not in BACKENDS:
+        raise ConfigurationError(f"FRESHINDEX_EMBED_BACKEND={backend!r}: choose one of {BACKENDS}")
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, batch_size=options.batch_size)
+    path = resolve_model_path(model)
+    if reason := model_export.unsupported(path):
+        log.log(
+            logging.INFO if backend == "auto" else logging.WARNING,
+            "%s cannot serve %s exactly (%s); using torch",
+            backend,
+            model,
+            reason,
+        )
+        return SentenceTransformerEmbedder(model, batch_size=options.batch_size)
+    try:
+        export_dir, checks = prepare(path, options)
+    except (OSError, RuntimeError, ValueError, ImportError) as e:  # what an export may raise
+        log.warning("could not export %s for %s (%r); using torch", model, backend, e)
+        return SentenceTransformerEmbedder(model, batch_size=options.batch_size)
+    chosen = choose(backend, checks)
+    if chosen == "torch":
+        return SentenceTransformerEmbedder(model, batch_size=options.batch_size)
+    check = checks[chosen]
+    log.info(
+        "embedding with %s %s (%.0f check texts/s here, min cosine to torch %.7f)",
+        chosen,
+        check.version,
+        check.texts_per_s,
+        check.min_cosine,
+    )
+    return ExportedEmbedder(
+        canonical_name(model),
+        path,
+        _runner(chosen, export_dir),
+        backend=chosen,
+        batch_tokens=options.batch_tokens,
+    )
+
+
+def choose(backend: str, checks: dict[str, Check]) -> str:
+    """The backend to use, given the checks made here (torch's own speed included)."""
+    if backend == "auto":
+        exact = [c for c in checks.values() if c.exact]
+        return max(exact, key=lambda c: c.texts_per_s).backend
+    check = checks.get(backend)
+    if check is None:
+        log.warning(
+            "backend %s is not installed (pip install %s); using torch", backend, _RUNTIME[backend]
+        )
+        return "torch"
+    if not check.exact:
+        raise ConfigurationError(
+            f"backend {backend} is not exact here: its vectors differ from torch's (min cosine "
+            f"{check.min_cosine:.6f} < {EXACT_COSINE}), so they would not match the index; "
+            "use FRESHINDEX_EMBED_BACKEND=auto"
+        )
+    return backend
+
+
+def prepare(model_dir: Path, options: Options) -> tuple[Path, dict[str, Check]]:
+    """The export of `model_dir` and the checks of every installed backend: built (with
+    torch) on first use, re-checked when a runtime's version changed. One process builds;
+    others wait for it."""
+    export_dir = options.cache_dir / f"{model_dir.name}-{fingerprint(model_dir)[:16]}"
+    options.cache_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(options.cache_dir / f"{export_dir.name}.lock"):
+        if not (export_dir / _MANIFEST).is_file():
+            _build(model_dir, export_dir, options)
+        checks = _read_checks(export_dir)
+        if stale := [
+            b for b in installed() if _version(b) != getattr(checks.get(b), "version", None)
+        ]:
+            reference = np.load(export_dir / _REFERENCE)
+            for backend in stale:
+                checks[backend] = check(
+                    backend, _exported(backend, model_dir, export_dir, options), reference
+                )
+            _write_checks(export_dir, checks)
+    return export_dir, checks
+
+
+def installed() -> list[str]:
+    return [b for b, module in _RUNTIME.items() if importlib.util.find_spec(module) is not None]
+
+
+def check(backend: str, embedder: Embedder, reference: NDArray[np.float32]) -> Check:
+    texts = check_texts()
+    vectors, seconds = _timed(embedder.embed, texts)
+    cosines = (np.asarray(vectors) * reference).sum(axis=1)
+    log.info("checked %s: min cosine to torch %.7f", backend, float(cosines.min()))
+    return Check(
+        backend,
+        _version(backend),
+        float(cosines.min()),
+        float(cosines.mean()),
+        len(texts) / seconds,
+    )
+
+
+def fingerprint(model_dir: Path) -> str:
+    """A digest of the model's files: a changed model gets a new export."""
+    digest = hashlib.sha256(model_export.FORMAT.encode())
+    for file in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(model_dir)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _build(model_dir: Path, export_dir: Path, options: Options) -> None:
+    """Export, keep torch's vectors of the check texts, check every installed backend."""
+    log.info("first use of %s: exporting it and checking the backends (about a minute)", model_dir)
+    torch = SentenceTransformerEmbedder(str(model_dir), batch_size=options.batch_size)
+    vectors, seconds = _timed(torch.embed, check_texts())
+    reference = np.asarray(vectors)
+    checks = {"torch": Check("torch", _version("torch"), 1.0, 1.0, len(vectors) / seconds)}
+    building = Path(tempfile.mkdtemp(dir=options.cache_dir, prefix=".export-"))
+    try:
+        model_export.export(model_dir, building)
+        np.save(building / _REFERENCE, reference)
+        for backend in installed():
+            embedder = _exported(backend, model_dir, building, options)
+            checks[backend] = check(backend, embedder, reference)
+        _write_checks(building, checks)
+        shutil.rmtree(export_dir, ignore_errors=True)
+        building.rename(export_dir)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+
+
+def _exported(
+    backend: str, model_dir: Path, export_dir: Path, options: Options
+) -> ExportedEmbedder:
+    return ExportedEmbedder(
+        canonical_name(str(model_dir)),
+        model_dir,
+        _runner(backend, export_dir),
+        backend=backend,
+        batch_tokens=options.batch_tokens,
+    )
+
+
+def _runner(backend: str, export_dir: Path) -> Runner:
+    onnx = export_dir / model_export.ONNX_FILE
+    if backend == "onnx":
+        return onnxruntime_runner(onnx)
+    precision = "bf16" if backend == "openvino-bf16" else "f32"
+    return openvino_runner(
+        onnx, precision=precision, cache_dir=export_dir / f"openvino-{precision}"
+    )
+
+
+def _timed(
+    embed: Callable[[Sequence[str]], list[Vector]], texts: list[str]
+) -> tuple[list[Vector], float]:
+    """The vectors and the best of two runs' seconds (the first one warms up)."""
+    best = float("inf")
+    vectors: list[Vector] = []
+    for _ in range(2):
+        started = time.perf_counter()
+        vectors = embed(texts)
+        best = min(best, time.perf_counter() - started)
+    return vectors, best
+
+
+def _version(backend: str) -> str:
+    return importlib.metadata.version(_RUNTIME.get(backend, backend))
+
+
+def _read_checks(export_dir: Path) -> dict[str, Check]:
+    rows = json.loads((export_dir / _MANIFEST).read_text())
+    return {row["backend"]: Check(**row) for row in rows}
+
+
+def _write_checks(export_dir: Path, checks: dict[str, Check]) -> None:
+    tmp = export_dir / f"{_MANIFEST}.tmp"
+    tmp.write_text(json.dumps([asdict(c) for c in checks.values()], indent=2))
+    tmp.replace(export_dir / _MANIFEST)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

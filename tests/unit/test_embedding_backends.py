@@ -1,0 +1,84 @@
+"""Pure parts of the exported backends: batching by tokens, pooling, choosing a backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest_worker import model_export
+from ingest_worker.embedding import resolve_model_path
+from ingest_worker.embedding_backends import EXACT_COSINE, Check, choose
+from ingest_worker.errors import ConfigurationError
+from ingest_worker.exported_embedder import mean_pool, token_batches
+
+
+@given(st.lists(st.integers(min_value=1, max_value=600), max_size=300), st.integers(256, 9000))
+def test_token_batches_cover_every_text_once_within_the_budget(
+    lengths: list[int], budget: int
+) -> None:
+    batches = token_batches(lengths, budget)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= budget or len(batch) == 1
+
+
+def test_token_batches_group_similar_lengths() -> None:
+    lengths = [250, 5, 240, 6, 7, 255]
+    assert token_batches(lengths, 600) == [[1, 3, 4], [2, 0], [5]]
+
+
+def test_mean_pool_ignores_padding_and_returns_unit_vectors() -> None:
+    hidden = np.array([[[1, 0], [3, 0], [100, 100]], [[0, 2], [0, 0], [0, 0]]], np.float32)
+    mask = np.array([[1, 1, 0], [1, 0, 0]], np.int64)
+    pooled = mean_pool(hidden, mask)
+    np.testing.assert_allclose(pooled, [[1, 0], [0, 1]], atol=1e-6)
+
+
+def _checks(**cosine_and_speed: tuple[float, float]) -> dict[str, Check]:
+    return {b: Check(b, "1", c, c, s) for b, (c, s) in cosine_and_speed.items()}
+
+
+def test_auto_takes_the_fastest_exact_backend() -> None:
+    checks = _checks(
+        torch=(1.0, 10.0), openvino=(0.9999999, 14.0), **{"openvino-bf16": (0.999, 30.0)}
+    )
+    assert choose("auto", checks) == "openvino"  # bf16 is faster but not exact here
+    assert choose("auto", _checks(torch=(1.0, 10.0), onnx=(1.0, 9.0))) == "torch"
+
+
+def test_an_inexact_backend_is_refused_with_what_to_do() -> None:
+    checks = _checks(torch=(1.0, 10.0), openvino=(EXACT_COSINE - 1e-5, 14.0))
+    with pytest.raises(ConfigurationError, match="not exact.*EMBED_BACKEND=auto"):
+        choose("openvino", checks)
+
+
+def test_a_missing_backend_falls_back_to_torch_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert choose("onnx", _checks(torch=(1.0, 10.0))) == "torch"
+    assert "pip install onnxruntime" in caplog.text
+
+
+def test_the_shipped_model_can_be_exported() -> None:
+    assert model_export.unsupported(resolve_model_path("all-MiniLM-L6-v2")) is None
+
+
+def test_a_model_pooling_otherwise_is_not_exported(tmp_path: Path) -> None:
+    shipped = resolve_model_path("all-MiniLM-L6-v2")
+    for name in ("modules.json", "sentence_bert_config.json", "tokenizer.json"):
+        (tmp_path / name).write_bytes((shipped / name).read_bytes())
+    (tmp_path / "1_Pooling").mkdir()
+    config = json.loads((shipped / "1_Pooling" / "config.json").read_text())
+    config |= {"pooling_mode_mean_tokens": False, "pooling_mode_cls_token": True}
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(config))
+    assert "pools by ['pooling_mode_cls_token']" in (model_export.unsupported(tmp_path) or "")
+    (tmp_path / "tokenizer.json").unlink()
+    assert "tokenizer.json" in (model_export.unsupported(tmp_path) or "")
