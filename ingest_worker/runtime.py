@@ -27,6 +27,8 @@ from ingest_worker.store import Store
 log = logging.getLogger(__name__)
 
 EmbedderLoader = Callable[[str], Embedder]  # model name → loaded model
+_LOADED: dict[tuple[str, str, embedding_backends.Options], Embedder] = {}
+_LOADING = threading.Lock()
 
 
 # -- what every process shares ------------------------------------------------------------
@@ -83,7 +85,11 @@ def embedder_loader(settings: Settings) -> EmbedderLoader:
     )
 
     def load(model: str) -> Embedder:
-        return embedding_backends.load(model, settings.embed_backend, options)
+        key = (model, settings.embed_backend, options)
+        with _LOADING:  # `up` runs the API and a worker: they share one model
+            if key not in _LOADED:
+                _LOADED[key] = embedding_backends.load(model, settings.embed_backend, options)
+            return _LOADED[key]
 
     return load
 

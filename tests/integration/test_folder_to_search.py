@@ -160,3 +160,26 @@ def test_the_periodic_rescan_catches_a_change_no_file_event_reported(
         assert search(api, "beavers", k=1)[0]["doc_id"] == "note.txt"
     finally:
         running.halt()
+
+
+def test_a_file_closed_after_writing_is_read_without_waiting_for_the_debounce(
+    tmp_path: Path, pipeline: Pipeline, api: httpx.Client
+) -> None:
+    """With an hour of debounce, only the close-write path can index a file in time: a file
+    still held open is left alone, and read as soon as its writer closes it."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    running = start_folder_worker(root, pipeline, debounce_s=3600)
+    try:
+        write(root / "closed.txt", "Written and closed: indexed at once.")
+        wait_until(lambda: document(api, "closed.txt") is not None, 60, "closed.txt indexed")
+        with (root / "open.txt").open("w", encoding="utf-8") as held:
+            held.write("Still being written by a writer that keeps the file open.")
+            held.flush()
+            os.fsync(held.fileno())
+            write(root / "marker.txt", "A later file, closed: indexed while open.txt is open.")
+            wait_until(lambda: document(api, "marker.txt") is not None, 60, "marker indexed")
+            assert document(api, "open.txt") is None  # modified, not closed: debounced
+        wait_until(lambda: document(api, "open.txt") is not None, 60, "open.txt after close")
+    finally:
+        running.halt()

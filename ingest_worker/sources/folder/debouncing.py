@@ -13,12 +13,14 @@ class Debouncer:
 
     A path is ready when no change touched it for `quiet_s`, or when it first changed more
     than `max_delay_s` ago (so a file that never stops changing is still read; the reader
-    checks that it did not change while being read).
+    checks that it did not change while being read). `max_delay_s` defaults to 5 s, or to
+    `quiet_s` when that is longer. A touch marked `immediate` (a writer closed the file, a
+    scan found it changed) makes the path ready at once.
     """
 
-    def __init__(self, quiet_s: float, max_delay_s: float = 5.0) -> None:
+    def __init__(self, quiet_s: float, max_delay_s: float | None = None) -> None:
         self.quiet_s = quiet_s
-        self.max_delay_s = max_delay_s
+        self.max_delay_s = max(5.0, quiet_s) if max_delay_s is None else max_delay_s
         self._first: dict[Path, float] = {}
         self._last: dict[Path, float] = {}
         self._changed = threading.Condition()

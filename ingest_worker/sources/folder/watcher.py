@@ -3,7 +3,9 @@
 Watching starts *before* the initial scan, so no change made during the scan is missed. The
 scan reconciles the index with the folder (new, changed and vanished files), and repeats every
 `rescan_interval_s` as a safety net for missed events. Every change only marks a path dirty;
-a dirty path is looked at once it has been quiet for `debounce_s`: then whatever is there now
+a dirty path is looked at once it has been quiet for `debounce_s`, or at once when its writer
+closes it (inotify's close-write; the debounce remains for appends to a file kept open, mmap
+writes, and platforms without close events): then whatever is there now
 (a file, a folder, or nothing) decides between upserts and deletes. So a move is a delete plus
 an upsert, an editor's temp-file-and-rename save is one read of the final file, and a deleted
 folder deletes every document under it.
@@ -56,15 +58,18 @@ class _Handler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
+        if event.event_type == "closed":  # a writer closed the file (inotify close-write):
+            self._touch(event.src_path, immediate=True)  # done, read it now
+            return
         self._touch(event.src_path)
         if dest := getattr(event, "dest_path", ""):
             self._touch(dest)
 
-    def _touch(self, raw: str | bytes) -> None:
+    def _touch(self, raw: str | bytes, *, immediate: bool = False) -> None:
         path = Path(os.fsdecode(raw))
         if self.watched != self.root and path.is_relative_to(self.watched):
             path = self.root / path.relative_to(self.watched)
-        self.debouncer.touch(path)
+        self.debouncer.touch(path, immediate=immediate)
 
 
 class FolderWorker:
