@@ -55,7 +55,7 @@ def test_auto_takes_the_fastest_exact_backend() -> None:
 
 def test_an_inexact_backend_is_refused_with_what_to_do() -> None:
     checks = _checks(torch=(1.0, 10.0), openvino=(EXACT_COSINE - 1e-5, 14.0))
-    with pytest.raises(ConfigurationError, match="not exact.*EMBED_BACKEND=auto"):
+    with pytest.raises(ConfigurationError, match=r"not exact.*EMBED_BACKEND=auto"):
         choose("openvino", checks)
 
 
