@@ -21,7 +21,7 @@ from ingest_worker import embedding_cache
 from ingest_worker.embedding import Vector
 
 Embed = Callable[[dict[bytes, str]], tuple[dict[bytes, Vector], dict[bytes, Exception]]]
-SLICE = 64  # texts per model call between lease renewals
+SLICE = 256  # texts per model call between lease renewals (~10-30 s of embedding)
 
 
 def claim(

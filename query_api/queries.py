@@ -90,30 +90,41 @@ class Bm25:
 DEFAULT_BM25 = Bm25()
 
 # Okapi BM25 over chunk_terms (see migrations/0006_bm25.sql), Lucene's idf, the tenant's
-# statistics. Every candidate (a chunk sharing a query lexeme) is scored; filters and the
-# query's required part are checked best-first on the chunk rows, so the scan of the chunk
-# table stops after k rows pass.
-_BM25 = """
+# statistics. A term's document frequency is an index-only count of its postings; every
+# candidate (a chunk sharing a query lexeme) is scored in one hash aggregation. With no
+# filter beyond the tenant (chunk_terms is per tenant) the k best are taken by a top-k sort;
+# otherwise filters and the query's required part are checked best-first on the chunk rows,
+# and the scan stops after k rows pass.
+_BM25_SCORED = """
 WITH q AS (
     SELECT lexeme, array_length(positions, 1) AS qtf
     FROM unnest(to_tsvector('english', %(terms)s))
 ), totals AS (
     SELECT sum(chunks)::float8 AS n, sum(tokens)::float8 / nullif(sum(chunks), 0) AS avgdl
     FROM bm25_totals WHERE tenant = %(tenant)s
-), postings AS MATERIALIZED (
-    SELECT p.lexeme, p.chunk_id, p.tf, p.length
-    FROM q JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.lexeme = q.lexeme
-), weights AS (
-    SELECT p.lexeme, q.qtf * ln(1 + (t.n - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-    FROM postings p JOIN q USING (lexeme) CROSS JOIN totals t
-    GROUP BY p.lexeme, q.qtf, t.n
+), weights AS MATERIALIZED (
+    SELECT q.lexeme, q.qtf * ln(1 + (t.n - df.n + 0.5) / (df.n + 0.5)) AS idf, t.avgdl
+    FROM q CROSS JOIN totals t CROSS JOIN LATERAL (
+        SELECT count(*)::float8 AS n FROM chunk_terms p
+        WHERE p.tenant = %(tenant)s AND p.lexeme = q.lexeme
+    ) df
+    WHERE df.n > 0
 ), scored AS (
     SELECT p.chunk_id, sum(
-        w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / t.avgdl))
+        w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / w.avgdl))
     ) AS score
-    FROM postings p JOIN weights w USING (lexeme) CROSS JOIN totals t
+    FROM weights w JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.lexeme = w.lexeme
     GROUP BY p.chunk_id
 )
+"""
+_BM25_TOP = """
+SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, s.score::float8 AS score,
+       d.metadata, d.version, d.indexed_at
+FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id LIMIT %(k)s) s
+JOIN chunks c ON c.id = s.chunk_id JOIN documents d USING (tenant, doc_id)
+ORDER BY s.score DESC, s.chunk_id
+"""
+_BM25_FILTERED = """
 SELECT hit.* FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id) s
 CROSS JOIN LATERAL (
     SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, s.score::float8 AS score,
@@ -137,7 +148,12 @@ def keyword_search(
     web-search syntax narrows them ("a phrase" must appear, -word must not)."""
     query = keywords.read(text)
     conditions, params = _filters(where, query.required)
-    statement = sql.SQL(_BM25).format(conditions=sql.SQL(" AND ").join(conditions))
+    statement: sql.Composable
+    if len(conditions) == 1:  # the tenant's: chunk_terms holds only its chunks' terms
+        statement = sql.SQL(_BM25_SCORED + _BM25_TOP)
+    else:
+        filtered = sql.SQL(_BM25_FILTERED).format(conditions=sql.SQL(" AND ").join(conditions))
+        statement = sql.SQL(_BM25_SCORED) + filtered
     params |= {"terms": query.terms, "k": k, "k1": bm25.k1, "b": bm25.b}
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(statement, params).fetchall()
