@@ -3,6 +3,7 @@ the answer is."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, Sour
 EmbedderFor = Callable[[str | None], Embedder]  # the loaded model, or the one named
 FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking,
 FUSION_CANDIDATES = 100  # and at least the top 100
+_HALVES = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="keyword-half")
 
 
 def answer(
@@ -47,7 +49,7 @@ def answer(
         with read_pool.connection() as conn:
             missing = queries.missing(conn, request.wait_for)
     with read_pool.connection() as conn:
-        rows = _rank_with_the_index_model(conn, request, embedder_for, bm25)
+        rows = _rank_with_the_index_model(conn, request, embedder_for, bm25, read_pool)
         freshness = queries.freshness(conn)
     return SearchResponse(
         hits=[Hit(**row) for row in rows],
@@ -64,6 +66,7 @@ def _rank_with_the_index_model(
     request: SearchRequest,
     embedder_for: EmbedderFor,
     bm25: queries.Bm25,
+    pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
     """Rank with the model the index uses, read once per search, after the query: a
     `freshindex reindex` may have switched models between our embedding and our query
@@ -73,9 +76,9 @@ def _rank_with_the_index_model(
         embedder = embedder_for(model)
         vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
         if vector is None:
-            return _rank(conn, request, None, bm25)
+            return _rank(conn, request, None, bm25, pool)
         try:
-            rows: list[dict[str, Any]] | None = _rank(conn, request, vector, bm25)
+            rows: list[dict[str, Any]] | None = _rank(conn, request, vector, bm25, pool)
         except psycopg.errors.DataException as e:
             if "dimensions" not in str(e):
                 raise
@@ -91,14 +94,18 @@ def _rank(
     request: SearchRequest,
     vector: Vector | None,
     bm25: queries.Bm25,
+    pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
     """The k best chunks, or with `group_by` the k best documents: chunks are ranked ever
-    deeper until k distinct documents are among them (or there are no more chunks)."""
+    deeper until k distinct documents are among them (or there are no more chunks). A
+    hybrid ranking starts as deep as its fusion looks anyway, which most often is enough."""
     if request.group_by is None:
-        return _rank_chunks(conn, request, vector, bm25, request.k)
+        return _rank_chunks(conn, request, vector, bm25, request.k, pool)
     depth = request.k * request.chunks_per_document
+    if request.mode == "hybrid":
+        depth = max(depth, FUSION_CANDIDATES)
     while True:
-        ranked = _rank_chunks(conn, request, vector, bm25, depth)
+        ranked = _rank_chunks(conn, request, vector, bm25, depth, pool)
         documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
         if len(documents) == request.k or len(ranked) < depth or depth >= queries.MAX_DEPTH:
             return documents
@@ -111,6 +118,7 @@ def _rank_chunks(
     vector: Vector | None,
     bm25: queries.Bm25,
     depth: int,
+    pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
     if vector is None:
         return queries.keyword_search(conn, request.query, depth, request.filter, bm25)
@@ -118,13 +126,21 @@ def _rank_chunks(
         return queries.vector_search(conn, vector, depth, request.filter)
     candidates = min(max(depth * FUSION_DEPTH, FUSION_CANDIDATES), queries.MAX_DEPTH)
     required = keywords.read(request.query).required  # "a phrase", -word narrow both halves
-    return ranking.fuse(
-        [
-            queries.vector_search(conn, vector, candidates, request.filter, required),
-            queries.keyword_search(conn, request.query, candidates, request.filter, bm25),
-        ],
-        depth,
-    )
+
+    def keyword(on: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+        return queries.keyword_search(on, request.query, candidates, request.filter, bm25)
+
+    # The two halves run side by side when the pool has a connection to spare at once
+    # (waiting for one could deadlock a busy pool); else one after the other.
+    try:
+        with pool.connection(timeout=0.001) as spare:
+            by_keyword = _HALVES.submit(keyword, spare)
+            by_vector = queries.vector_search(conn, vector, candidates, request.filter, required)
+            keyword_rows = by_keyword.result()
+    except psycopg_pool.PoolTimeout:
+        by_vector = queries.vector_search(conn, vector, candidates, request.filter, required)
+        keyword_rows = keyword(conn)
+    return ranking.fuse([by_vector, keyword_rows], depth)
 
 
 def wait_for(

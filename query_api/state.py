@@ -106,7 +106,7 @@ def _open_pool(url: str) -> Pool:
     """Opened in the background: the API starts (and /readyz says why) while Postgres is away."""
     pool: Pool = psycopg_pool.ConnectionPool(
         url,
-        min_size=1,
+        min_size=2,  # a hybrid search runs its keyword half on a second connection
         max_size=8,
         open=False,
         timeout=5.0,
