@@ -1,7 +1,7 @@
-"""The mass-delete guard, with real files, watchdog and the `freshindex` CLI: deletes one by
-one go through, a batch or reconcile that would delete most of a folder is held (log,
-status, stats, metric) until `freshindex confirm-deletes`, and a folder that comes back
-clears the hold."""
+"""The mass-delete guard, with real files, watchdog, a real broker and the `freshindex` CLI:
+deletes one by one go through, a batch or reconcile that would delete most of a folder (or a
+Kafka batch most of a topic's documents) is held (log, status, stats, metric) until
+`freshindex confirm-deletes`, and a folder that comes back clears the hold."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from ingest_worker.pipeline import Pipeline
-from tests.fix_kafka import FRESHINDEX
+from tests.fix_kafka import FRESHINDEX, KafkaSetup
 from tests.fix_services import start_folder_worker, wait_until
 from tests.integration.helpers import document, stats, write
 
@@ -89,3 +89,34 @@ def test_an_emptied_root_is_held_and_its_return_clears_the_hold(
         assert stats(api)["documents"] == 24
     finally:
         running.halt()
+
+
+def test_a_kafka_batch_deleting_most_documents_waits_for_confirmation(
+    kafka_setup: KafkaSetup, api: httpx.Client, db_url: str
+) -> None:
+    source = f"kafka:{kafka_setup.topic}"
+    with kafka_setup.publisher() as publisher:
+        for i in range(30):
+            publisher.upsert(f"page-{i:02}", text=f"Page {i} describes exhibit {i}.")
+    first = kafka_setup.spawn()
+    wait_until(lambda: stats(api)["documents"] == 30, 180, "the 30 upserts")
+    first.terminate()
+    assert first.wait(120) == 0
+    with kafka_setup.publisher() as publisher:  # a producer's bug: most documents deleted
+        for i in range(25):
+            if i % 2:
+                publisher.delete(f"page-{i:02}")
+            else:
+                publisher.tombstone(f"page-{i:02}")
+    # One batch takes the whole backlog: it waits up to 2 s to fill, and it is all there.
+    kafka_setup.spawn(name="second", FRESHINDEX_KAFKA_BATCH_WAIT_S="2")
+    wait_until(lambda: held(api), 180, "the guard to hold the batch")
+    [hold] = held(api)
+    assert hold["source"] == source and hold["deletes"] == 25 and hold["documents"] == 30
+    assert stats(api)["documents"] == 30  # nothing of the batch applied
+    assert "holding deletes" in kafka_setup.log_text("second")
+
+    confirmed = freshindex(db_url, "confirm-deletes", source)
+    assert confirmed.returncode == 0, confirmed.stderr
+    wait_until(lambda: stats(api)["documents"] == 5, 60, "the confirmed deletes")
+    assert held(api) == []

@@ -27,7 +27,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from ingest_worker.events import DocumentEvent
+from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import BatchReport, Pipeline
 from ingest_worker.positions import continuation
 from ingest_worker.retrying import until_done
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # (topic, {partition: log start offset}) → {partition: last applied position}, stored first
 StartPositions = Callable[[str, Mapping[int, int]], Mapping[int, int]]
+
+
+HOLD_POLL_S = 2.0  # how often a batch held by the delete guard looks for a confirmation
 
 
 class IndexPositionsConsumer(faust_aiokafka.Consumer):
@@ -240,7 +243,7 @@ def _process_until_done(
     resumes from the position stored in the index. Also returns the partitions to re-read
     (partition → offset) because the batch skipped ahead of the index."""
     return until_done(
-        lambda: _process_continuing(pipeline, events),
+        lambda: _process_continuing(pipeline, events, stopping),
         pipeline.store.reconnect,
         stopping,
         f"batch of {len(events)} events",
@@ -248,9 +251,10 @@ def _process_until_done(
 
 
 def _process_continuing(
-    pipeline: Pipeline, events: list[DocumentEvent]
+    pipeline: Pipeline, events: list[DocumentEvent], stopping: threading.Event
 ) -> tuple[BatchReport, dict[int, int]]:
-    """Apply the events that continue the stored positions; hold back those past a gap."""
+    """Apply the events that continue the stored positions; hold back those past a gap.
+    A batch that would delete too many of the topic's documents waits for an operator."""
     offsets: dict[int, list[int]] = defaultdict(list)
     for event in events:
         assert event.position is not None
@@ -261,7 +265,25 @@ def _process_continuing(
         log.info("%s partition %d: the batch skipped offsets from %d; re-reading them",
                  source, partition, offset)  # fmt: skip
     kept = [e for e in events if e.position and e.position.position <= usable[e.position.partition]]
+    if not _deletes_allowed(pipeline, source, kept, stopping):
+        return BatchReport(), {}  # stopping while held: the next owner reads them again
     return (pipeline.process(kept) if kept else BatchReport()), gaps
+
+
+def _deletes_allowed(
+    pipeline: Pipeline, source: str, events: list[DocumentEvent], stopping: threading.Event
+) -> bool:
+    """Wait while the batch's deletes are held by the mass-delete guard (nothing of the
+    batch is applied, so its positions are not recorded); False if the worker stops first."""
+    deleting = {e.doc_id for e in events if e.op is Op.DELETE}
+    if len(deleting) <= pipeline.delete_threshold.minimum:  # cheap: no count needed
+        return True
+    live = pipeline.live_documents(source)
+    deletes = len(deleting & live.keys())
+    while not pipeline.guard_deletes(source, deletes, len(live)):
+        if stopping.wait(HOLD_POLL_S):
+            return False
+    return True
 
 
 def _credentials(settings: Settings) -> Any:
