@@ -108,13 +108,7 @@ def load(model: str, backend: str, options: Options) -> Embedder:
         check.texts_per_s,
         check.min_cosine,
     )
-    return ExportedEmbedder(
-        canonical_name(model),
-        path,
-        _runner(chosen, export_dir),
-        backend=chosen,
-        batch_tokens=options.batch_tokens,
-    )
+    return _exported(chosen, canonical_name(model), path, export_dir, options)
 
 
 def choose(backend: str, checks: dict[str, Check]) -> str:
@@ -153,7 +147,9 @@ def prepare(model_dir: Path, options: Options) -> tuple[Path, dict[str, Check]]:
             reference = np.load(export_dir / _REFERENCE)
             for backend in stale:
                 checks[backend] = check(
-                    backend, _exported(backend, model_dir, export_dir, options), reference
+                    backend,
+                    _exported(backend, model_dir.name, model_dir, export_dir, options),
+                    reference,
                 )
             _write_checks(export_dir, checks)
     return export_dir, checks
@@ -198,7 +194,7 @@ def _build(model_dir: Path, export_dir: Path, options: Options) -> None:
         model_export.export(model_dir, building)
         np.save(building / _REFERENCE, reference)
         for backend in installed():
-            embedder = _exported(backend, model_dir, building, options)
+            embedder = _exported(backend, model_dir.name, model_dir, building, options)
             checks[backend] = check(backend, embedder, reference)
         _write_checks(building, checks)
         shutil.rmtree(export_dir, ignore_errors=True)
@@ -209,10 +205,10 @@ def _build(model_dir: Path, export_dir: Path, options: Options) -> None:
 
 
 def _exported(
-    backend: str, model_dir: Path, export_dir: Path, options: Options
+    backend: str, model_name: str, model_dir: Path, export_dir: Path, options: Options
 ) -> ExportedEmbedder:
     return ExportedEmbedder(
-        canonical_name(str(model_dir)),
+        model_name,
         model_dir,
         _runner(backend, export_dir),
         backend=backend,
