@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -174,9 +175,12 @@ def test_known_hostile_files(
 def test_coverage_guided_fuzzing_finds_no_crash(tmp_path: Path) -> None:
     """atheris (libFuzzer) mutates inputs toward new code paths of the decoder and parsers."""
     runs = int(os.environ.get("FRESHINDEX_ATHERIS_RUNS", "20000"))
+    # libFuzzer reads its peak RSS from getrusage, which Linux carries over fork and exec:
+    # the child starts at this process's peak (the model loaded), so allow 2 GB above it.
+    rss_limit_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024 + 2048
     result = subprocess.run(
         [sys.executable, "-m", "tests.fuzz_atheris", f"-runs={runs}", "-max_len=4096",
-         f"-artifact_prefix={tmp_path}/"],
+         f"-rss_limit_mb={rss_limit_mb}", f"-artifact_prefix={tmp_path}/"],
         cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
