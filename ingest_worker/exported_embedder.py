@@ -116,13 +116,10 @@ class ExportedEmbedder:
         with self._lock:
             encoded = self._encoder.encode_batch(list(texts))
         ids = [e.ids for e in encoded]
-        vectors: list[Vector | None] = [None] * len(texts)
+        vectors = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for batch in token_batches([len(i) for i in ids], self.batch_tokens):
-            for index, vector in zip(
-                batch, self._embed_batch([ids[i] for i in batch]), strict=True
-            ):
-                vectors[index] = vector
-        return [v for v in vectors if v is not None]
+            vectors[batch] = self._embed_batch([ids[i] for i in batch])
+        return list(vectors)
 
     def _embed_batch(self, ids: list[list[int]]) -> NDArray[np.float32]:
         width = max(len(i) for i in ids)

@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     delete_guard_share: float = Field(
         default=0.5,
         ge=0,
-        description="Hold a folder reconcile or batch that would delete more than this share "
-        "of a source's documents (and more than delete_guard_min) until "
-        "`freshindex confirm-deletes`; 1 turns the guard off.",
+        description="Hold a folder reconcile or batch, or a Kafka micro-batch, that would "
+        "delete more than this share of a source's documents (and more than "
+        "delete_guard_min) until `freshindex confirm-deletes`; 1 turns the guard off.",
     )
     delete_guard_min: int = Field(
         default=20, ge=0, description="Deletes at once that the delete guard always allows."
