@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,14 @@ _COUNTERS = (
     "events_stale_total",
 )
 
-_SELECT = """SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, {score} AS score,
-                    d.metadata, d.version, d.indexed_at
-             FROM chunks c JOIN documents d USING (tenant, doc_id)
-             WHERE {conditions}
-             ORDER BY {order}
-             LIMIT %(k)s"""
+Ranked = dict[str, Any]  # one chunk of a ranking: its id, its document and its score
+
+# A ranking returns chunk ids and scores only; the few hits shown are read afterwards, in
+# the same snapshot (`hits`), so going deeper into a ranking costs no text transfer.
+_HIT_FIELDS = """SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, d.title, d.metadata,
+                        d.version, d.indexed_at
+                 FROM chunks c JOIN documents d USING (tenant, doc_id)
+                 WHERE c.id = ANY(%(ids)s)"""
 
 
 def _filters(
@@ -41,7 +44,12 @@ def _filters(
     if required:
         conditions.append(sql.SQL("c.tsv @@ websearch_to_tsquery('english', %(required)s)"))
     if where.metadata:
-        conditions.append(sql.SQL("d.metadata @> %(metadata)s"))
+        conditions.append(
+            sql.SQL(
+                "EXISTS (SELECT FROM documents d WHERE d.tenant = c.tenant "
+                "AND d.doc_id = c.doc_id AND d.metadata @> %(metadata)s)"
+            )
+        )
         params["metadata"] = Jsonb(where.metadata)
     if where.doc_id_prefix:
         conditions.append(sql.SQL("starts_with(c.doc_id, %(prefix)s)"))
@@ -59,16 +67,15 @@ def vector_search(
     k: int,
     where: SearchFilter,
     required: str = "",
-) -> list[dict[str, Any]]:
+) -> list[Ranked]:
     """The k chunks nearest to `vector` that pass the filter (and match `required`, in
     web-search syntax, when given); score = cosine similarity."""
     conditions, params = _filters(where, required)
-    query = sql.SQL(_SELECT).format(
-        score=sql.SQL("1 - (c.embedding <=> %(vector)s)"),
-        conditions=sql.SQL(" AND ").join(conditions),
-        order=sql.SQL("c.embedding <=> %(vector)s"),
-    )
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    query = sql.SQL(
+        """SELECT c.id, c.doc_id, 1 - (c.embedding <=> %(vector)s) AS score FROM chunks c
+           WHERE {conditions} ORDER BY c.embedding <=> %(vector)s LIMIT %(k)s"""
+    ).format(conditions=sql.SQL(" AND ").join(conditions))
+    with _transaction(conn), conn.cursor(row_factory=dict_row) as cur:
         if len(conditions) > 1 and _has_iterative_scan(conn):
             # Keep scanning the HNSW graph until k rows pass the filter (pgvector >= 0.8);
             # without it a selective filter returns fewer than k hits.
@@ -77,6 +84,13 @@ def vector_search(
             # An HNSW scan yields at most ef_search rows: ask for as many as are wanted.
             cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(k)))
         return cur.execute(query, {**params, "vector": vector, "k": k}).fetchall()
+
+
+def _transaction(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
+    """The caller's transaction if one is open (no savepoint round trips), else a new one."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+        return contextlib.nullcontext()
+    return conn.transaction()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +104,8 @@ class Bm25:
 DEFAULT_BM25 = Bm25()
 
 # Okapi BM25 over chunk_terms (see migrations/0006_bm25.sql), Lucene's idf, the tenant's
-# statistics. A term's document frequency is an index-only count of its postings; every
-# candidate (a chunk sharing a query lexeme) is scored in one hash aggregation. With no
-# filter beyond the tenant (chunk_terms is per tenant) the k best are taken by a top-k sort;
-# otherwise filters and the query's required part are checked best-first on the chunk rows,
-# and the scan stops after k rows pass.
+# statistics. A term's document frequency is an index-only count of its postings; the
+# candidates (chunks sharing a query lexeme) are scored in one hash aggregation.
 _BM25_SCORED = """
 WITH q AS (
     SELECT lexeme, array_length(positions, 1) AS qtf
@@ -117,21 +128,19 @@ WITH q AS (
     GROUP BY p.chunk_id
 )
 """
+# With no filter beyond the tenant (chunk_terms is per tenant) the k best are taken by a
+# top-k sort; otherwise filters and the query's required part are checked best-first on the
+# chunk rows, and the scan stops after k rows pass.
 _BM25_TOP = """
-SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, s.score::float8 AS score,
-       d.metadata, d.version, d.indexed_at
+SELECT s.chunk_id AS id, c.doc_id, s.score::float8 AS score
 FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id LIMIT %(k)s) s
-JOIN chunks c ON c.id = s.chunk_id JOIN documents d USING (tenant, doc_id)
+JOIN chunks c ON c.id = s.chunk_id
 ORDER BY s.score DESC, s.chunk_id
 """
 _BM25_FILTERED = """
-SELECT hit.* FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id) s
-CROSS JOIN LATERAL (
-    SELECT c.doc_id, c.ordinal, c.text, c.heading, d.title, s.score::float8 AS score,
-           d.metadata, d.version, d.indexed_at
-    FROM chunks c JOIN documents d USING (tenant, doc_id)
-    WHERE c.id = s.chunk_id AND {conditions}
-) hit
+SELECT s.chunk_id AS id, hit.doc_id, s.score::float8 AS score
+FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id) s
+CROSS JOIN LATERAL (SELECT c.doc_id FROM chunks c WHERE c.id = s.chunk_id AND {conditions}) hit
 ORDER BY s.score DESC, s.chunk_id
 LIMIT %(k)s
 """
@@ -143,7 +152,7 @@ def keyword_search(
     k: int,
     where: SearchFilter,
     bm25: Bm25 = DEFAULT_BM25,
-) -> list[dict[str, Any]]:
+) -> list[Ranked]:
     """Okapi BM25 (English stemming): chunks sharing any word of `text`, best first;
     web-search syntax narrows them ("a phrase" must appear, -word must not)."""
     query = keywords.read(text)
@@ -157,6 +166,15 @@ def keyword_search(
     params |= {"terms": query.terms, "k": k, "k1": bm25.k1, "b": bm25.b}
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(statement, params).fetchall()
+
+
+def hits(conn: psycopg.Connection[Any], ranked: Sequence[Ranked]) -> list[dict[str, Any]]:
+    """The ranked chunks with what a hit shows, in ranking order, with their scores (read
+    in the ranking's snapshot: every ranked chunk is there)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(_HIT_FIELDS, {"ids": [r["id"] for r in ranked]}).fetchall()
+    by_id = {row.pop("id"): row for row in rows}
+    return [{**by_id[r["id"]], "score": r["score"]} for r in ranked]
 
 
 def _has_iterative_scan(conn: psycopg.Connection[Any]) -> bool:

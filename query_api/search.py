@@ -4,8 +4,10 @@ the answer is."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -13,7 +15,7 @@ import psycopg_pool
 
 from ingest_worker import reindex
 from ingest_worker.embedding import Embedder, Vector
-from query_api import keywords, queries, ranking
+from query_api import keywords, queries, ranking, snapshots
 from query_api.lag import CachedLatestOffsets, with_lag
 from query_api.listener import ChangeListener
 from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, SourceFreshness
@@ -71,14 +73,15 @@ def _rank_with_the_index_model(
     """Rank with the model the index uses, read once per search, after the query: a
     `freshindex reindex` may have switched models between our embedding and our query
     (then the dimensions clash, or the model read differs), and we rank again with it."""
+    if request.mode == "keyword":
+        return _rank(conn, request, None, bm25, pool)
     model: str | None = None  # None: the model this process has loaded
     for _ in range(3):
         embedder = embedder_for(model)
-        vector = embedder.embed([request.query])[0] if request.mode != "keyword" else None
-        if vector is None:
-            return _rank(conn, request, None, bm25, pool)
+        # Embedded when first needed: a hybrid search starts its keyword half first.
+        query_vector = functools.cache(lambda e=embedder: e.embed([request.query])[0])
         try:
-            rows: list[dict[str, Any]] | None = _rank(conn, request, vector, bm25, pool)
+            rows: list[dict[str, Any]] | None = _rank(conn, request, query_vector, bm25, pool)
         except psycopg.errors.DataException as e:
             if "dimensions" not in str(e):
                 raise
@@ -89,58 +92,135 @@ def _rank_with_the_index_model(
     raise psycopg.OperationalError("the embedding model is being switched; retry")
 
 
+QueryVector = Callable[[], Vector]
+
+
 def _rank(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
-    vector: Vector | None,
+    query_vector: QueryVector | None,
     bm25: queries.Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
     """The k best chunks, or with `group_by` the k best documents: chunks are ranked ever
-    deeper until k distinct documents are among them (or there are no more chunks). A
-    hybrid ranking starts as deep as its fusion looks anyway, which most often is enough."""
-    if request.group_by is None:
-        return _rank_chunks(conn, request, vector, bm25, request.k, pool)
-    depth = request.k * request.chunks_per_document
-    if request.mode == "hybrid":
-        depth = max(depth, FUSION_CANDIDATES)
-    while True:
-        ranked = _rank_chunks(conn, request, vector, bm25, depth, pool)
-        documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
-        if len(documents) == request.k or len(ranked) < depth or depth >= queries.MAX_DEPTH:
-            return documents
-        depth = min(depth * 4, queries.MAX_DEPTH)
+    deeper until k distinct documents are among them (or there are no more chunks). All in
+    one snapshot."""
+    hybrid = request.mode == "hybrid"
+    with snapshots.read_only(conn):
+        if request.group_by is None:
+            depth = _fusion_depth(request.k) if hybrid else request.k
+            ranked, _ = _ranking(conn, request, query_vector, bm25, depth, pool, _Memo(depth))
+            return queries.hits(conn, ranked[: request.k])
+        depth = request.k * request.chunks_per_document
+        depth = _fusion_depth(depth) if hybrid else depth
+        # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut it.
+        keyword_memo = _Memo(queries.MAX_DEPTH)
+        while True:
+            ranked, complete = _ranking(
+                conn, request, query_vector, bm25, depth, pool, keyword_memo
+            )
+            documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
+            if len(documents) == request.k or complete or depth >= queries.MAX_DEPTH:
+                return _document_hits(conn, documents)
+            depth = min(depth * 4, queries.MAX_DEPTH)
 
 
-def _rank_chunks(
+@dataclass
+class _Memo:
+    """A hybrid search's keyword ranking, `depth` deep, once it ran."""
+
+    depth: int
+    ranked: list[queries.Ranked] | None = None
+
+
+def _fusion_depth(k: int) -> int:
+    return min(max(k * FUSION_DEPTH, FUSION_CANDIDATES), queries.MAX_DEPTH)
+
+
+def _ranking(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
-    vector: Vector | None,
+    query_vector: QueryVector | None,
     bm25: queries.Bm25,
     depth: int,
     pool: psycopg_pool.ConnectionPool[Any],
-) -> list[dict[str, Any]]:
-    if vector is None:
-        return queries.keyword_search(conn, request.query, depth, request.filter, bm25)
+    keyword_memo: _Memo,
+) -> tuple[list[queries.Ranked], bool]:
+    """Chunks ranked `depth` deep (hybrid: both halves that deep, all of them fused), and
+    whether that is every chunk that matches."""
+    if query_vector is None:
+        ranked = queries.keyword_search(conn, request.query, depth, request.filter, bm25)
+        return ranked, len(ranked) < depth
     if request.mode == "vector":
-        return queries.vector_search(conn, vector, depth, request.filter)
-    candidates = min(max(depth * FUSION_DEPTH, FUSION_CANDIDATES), queries.MAX_DEPTH)
+        ranked = queries.vector_search(conn, query_vector(), depth, request.filter)
+        return ranked, len(ranked) < depth
+    by_vector, by_keyword = _hybrid_halves(
+        conn, request, query_vector, bm25, depth, pool, keyword_memo
+    )
+    halves = by_vector, by_keyword[:depth]  # (the keyword ranking is sorted, ties by id)
+    return ranking.fuse(halves), all(len(half) < depth for half in halves)
+
+
+def _hybrid_halves(
+    conn: psycopg.Connection[Any],
+    request: SearchRequest,
+    query_vector: QueryVector,
+    bm25: queries.Bm25,
+    depth: int,
+    pool: psycopg_pool.ConnectionPool[Any],
+    keyword_memo: _Memo,
+) -> tuple[list[queries.Ranked], list[queries.Ranked]]:
+    """The vector ranking `depth` deep and the keyword ranking `keyword_memo.depth` deep
+    (from the memo if it ran before). The keyword half runs on a second connection, in this
+    one's snapshot, while the query is embedded and the vector half runs, when the pool has
+    a connection to spare at once (waiting for one could deadlock a busy pool); else one
+    after the other."""
     required = keywords.read(request.query).required  # "a phrase", -word narrow both halves
 
-    def keyword(on: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-        return queries.keyword_search(on, request.query, candidates, request.filter, bm25)
+    def by_vector() -> list[queries.Ranked]:
+        return queries.vector_search(conn, query_vector(), depth, request.filter, required)
 
-    # The two halves run side by side when the pool has a connection to spare at once
-    # (waiting for one could deadlock a busy pool); else one after the other.
+    def by_keyword(on: psycopg.Connection[Any]) -> list[queries.Ranked]:
+        if keyword_memo.ranked is None:
+            keyword_memo.ranked = queries.keyword_search(
+                on, request.query, keyword_memo.depth, request.filter, bm25
+            )
+        return keyword_memo.ranked
+
+    if keyword_memo.ranked is not None:
+        return by_vector(), keyword_memo.ranked
     try:
-        with pool.connection(timeout=0.001) as spare:
-            by_keyword = _HALVES.submit(keyword, spare)
-            by_vector = queries.vector_search(conn, vector, candidates, request.filter, required)
-            keyword_rows = by_keyword.result()
+        spare = pool.getconn(timeout=0.001)
     except psycopg_pool.PoolTimeout:
-        by_vector = queries.vector_search(conn, vector, candidates, request.filter, required)
-        keyword_rows = keyword(conn)
-    return ranking.fuse([by_vector, keyword_rows], depth)
+        return by_vector(), by_keyword(conn)
+    try:
+        snapshot = snapshots.export(conn)
+
+        def in_snapshot() -> list[queries.Ranked]:
+            with snapshots.read_only(spare, snapshot):
+                return by_keyword(spare)
+
+        keyword_half = _HALVES.submit(in_snapshot)
+        try:
+            vector_half = by_vector()
+        finally:
+            concurrent.futures.wait([keyword_half])  # the spare is in use until then
+        return vector_half, keyword_half.result()
+    finally:
+        pool.putconn(spare)
+
+
+def _document_hits(
+    conn: psycopg.Connection[Any], documents: list[list[queries.Ranked]]
+) -> list[dict[str, Any]]:
+    """Each document's best chunk as its hit, its further chunks in `more_chunks`."""
+    shown = iter(queries.hits(conn, [chunk for chunks in documents for chunk in chunks]))
+    hits = []
+    for chunks in documents:
+        best, *more = [next(shown) for _ in chunks]
+        fields = ("ordinal", "heading", "text", "score")
+        hits.append({**best, "more_chunks": [{f: chunk[f] for f in fields} for chunk in more]})
+    return hits
 
 
 def wait_for(

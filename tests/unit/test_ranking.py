@@ -41,8 +41,7 @@ def test_any_text_reads_into_words_and_a_narrowing_part(text: str) -> None:
 
 
 def hit(doc_id: str, ordinal: int, score: float = 0.0) -> dict[str, Any]:
-    return {"doc_id": doc_id, "ordinal": ordinal, "heading": "", "text": f"{doc_id}#{ordinal}",
-            "score": score}  # fmt: skip
+    return {"id": hash((doc_id, ordinal)), "doc_id": doc_id, "ordinal": ordinal, "score": score}
 
 
 def test_fusion_rewards_agreement_of_both_rankings() -> None:
@@ -51,14 +50,16 @@ def test_fusion_rewards_agreement_of_both_rankings() -> None:
     fused = fuse([vector, keyword], k=3)
     assert [h["doc_id"] for h in fused] == ["b", "a", "d"]
     assert fused[0]["score"] == pytest.approx(1 / 62 + 1 / 61)
+    assert [h["doc_id"] for h in fuse([vector, keyword])] == ["b", "a", "d", "c", "e"]
 
 
 def test_by_document_returns_distinct_documents_with_their_best_chunks() -> None:
     ranked = [hit("a", 3, 0.9), hit("a", 1, 0.8), hit("b", 0, 0.7), hit("a", 2, 0.6),
               hit("a", 0, 0.5), hit("c", 4, 0.4), hit("d", 0, 0.3)]  # fmt: skip
     documents = by_document(ranked, k=3, chunks_per_document=3)
-    assert [d["doc_id"] for d in documents] == ["a", "b", "c"]
-    assert documents[0]["ordinal"] == 3 and documents[0]["score"] == 0.9
-    assert [c["ordinal"] for c in documents[0]["more_chunks"]] == [1, 2]
-    assert documents[1]["more_chunks"] == [] and documents[2]["ordinal"] == 4
-    assert [d["more_chunks"] for d in by_document(ranked, k=2, chunks_per_document=1)] == [[], []]
+    assert [[(c["doc_id"], c["ordinal"]) for c in chunks] for chunks in documents] == [
+        [("a", 3), ("a", 1), ("a", 2)],
+        [("b", 0)],
+        [("c", 4)],
+    ]
+    assert [len(chunks) for chunks in by_document(ranked, k=2, chunks_per_document=1)] == [1, 1]
