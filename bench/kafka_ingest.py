@@ -1,13 +1,14 @@
 """Kafka ingest benchmark: bulk throughput vs the bare model (1 and 2 workers), and
 publish → searchable freshness under a steady background load.
 
-    .venv/bin/python -m bench.kafka_ingest [--files 120] [--probes 100]
+    .venv/bin/python -m bench.kafka_ingest [--files 120] [--probes 100] [--freshness-only]
 
 Genuine Apache Kafka (kafka_dev), embedded Postgres, `freshindex worker kafka` processes.
 Bulk: the worker(s) start and settle on an 8-partition topic, then the PostgreSQL manual's
 HTML files are published as one burst of events (content_base64, text/html); throughput =
 chunks embedded / (first send → every event applied). The bare model encodes exactly the
-chunks the pipeline makes of those files (same batch size) in the same run.
+chunks the pipeline makes of those files (same batch size) in the same run. Freshness: one
+worker, probes published one at a time, idle and beside 5 background events/s.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from bench.corpus import percentile, postgres_manual, save_result
 from bench.folder_ingest import bare_model, pipeline_chunks, serve
 from ingest_worker import database, migrations
 from ingest_worker.change_log import applied_positions
-from ingest_worker.embedding import SentenceTransformerEmbedder
+from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
 from ingest_worker.positions import caught_up
 from ingest_worker.settings import Settings
 from ingest_worker.sources.kafka import events as kafka_events
@@ -169,30 +170,38 @@ def bulk(
     return result
 
 
-def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[str, Any]:
-    topic = "fresh"
+def freshness(
+    probes: int,
+    broker: Broker,
+    server_url: str,
+    work: Path,
+    embedder: Embedder,
+    background_per_s: int,
+) -> dict[str, Any]:
+    topic = f"fresh-{background_per_s}"
     url = fresh_database(work, topic, server_url)
     env = worker_env(url, broker, topic)
     ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, PARTITIONS)
     processes = start_workers(1, env, work)
-    server = serve(url, SentenceTransformerEmbedder(), 8766)
+    port = 8766 + background_per_s
+    server = serve(url, embedder, port)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=0)
     stop = threading.Event()
 
-    def background() -> None:  # 5 documents a second, 3 paragraphs each
+    def background() -> None:  # documents of 3 paragraphs each, at the given rate
         i = 0
-        while not stop.is_set():
+        while background_per_s and not stop.is_set():
             text = "\n\n".join(
                 f"Background document {i} paragraph {j} about load." for j in range(3)
             )
             key, value = kafka_events.encode(f"bg-{i % 200}", text=text, content_type="text/plain")
             producer.send(topic, key=key, value=value)
             i += 1
-            time.sleep(0.2)
+            time.sleep(1 / background_per_s)
 
     threading.Thread(target=background, daemon=True).start()
     latencies = []
-    with httpx.Client(base_url="http://127.0.0.1:8766", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         warm = {"query": "warm", "k": 1, "filter": {"doc_id_prefix": "probe-warm"}}
         key, value = kafka_events.encode("probe-warm", text="warm probe", content_type="text/plain")
         producer.send(topic, key=key, value=value)
@@ -220,7 +229,17 @@ def freshness(probes: int, broker: Broker, server_url: str, work: Path) -> dict[
         "probes": probes,
         "p50_ms": round(percentile(latencies, 50), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
-        "background_events_per_s": 5,
+        "background_events_per_s": background_per_s,
+    }
+
+
+def freshness_idle_and_loaded(
+    probes: int, broker: Broker, server_url: str, work: Path
+) -> dict[str, Any]:
+    embedder = SentenceTransformerEmbedder()  # the API's
+    return {
+        "idle": freshness(probes, broker, server_url, work, embedder, 0),
+        "under_load": freshness(probes, broker, server_url, work, embedder, 5),
     }
 
 
@@ -228,8 +247,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=120)
     parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument(
+        "--freshness-only", action="store_true", help="Measure publish → searchable only."
+    )
     args = parser.parse_args()
     with kafka_bench("freshindex-kbench-", args.files) as (work, files, broker, server_url):
+        if args.freshness_only:
+            save_result(
+                "kafka_freshness", freshness_idle_and_loaded(args.probes, broker, server_url, work)
+            )
+            return
         embedder = SentenceTransformerEmbedder()
         embedder.embed(["warm up"] * 32)
         texts = pipeline_chunks(files, embedder)
@@ -238,7 +265,7 @@ def main() -> None:
         two = bulk(2, files, broker, server_url, work)
         bare_after = bare_model(embedder, texts)
         del embedder
-        fresh = freshness(args.probes, broker, server_url, work)
+        fresh = freshness_idle_and_loaded(args.probes, broker, server_url, work)
     bare = (bare_before + bare_after) / 2
     result = {
         "corpus": f"postgresql-doc-15 HTML, first {len(files)} files, as Kafka events",

@@ -39,7 +39,10 @@ class KafkaSetup:
     topic: str
     group: str
     logs: Path
-    partitions: int = 4
+    # Divisible by 1, 2 and 3 workers: faust's sticky assignor caps each member at
+    # ceil(partitions / members), so with 4 partitions a third member that joins after two
+    # others hold 2 each gets none.
+    partitions: int = 6
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _log_files: list[IO[bytes]] = field(default_factory=list)
 

@@ -62,7 +62,7 @@ def cdc(
     """Connect capturing `articles` (snapshot first) into a topic the worker reads."""
     connect = Connect(tmp_path / "connect", kafka_broker.bootstrap, source, topic_prefix="cdc")
     setup = KafkaSetup(kafka_broker, db_url, connect.topic, "cdc-group", tmp_path)
-    ensure_topic(setup.settings, setup.topic)  # 4 partitions, keyed by primary key
+    ensure_topic(setup.settings, setup.topic)  # 6 partitions, keyed by primary key
     for name, value in CDC_ENV.items():
         monkeypatch.setenv(name, value)
     try:

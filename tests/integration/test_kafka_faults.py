@@ -22,6 +22,8 @@ from tests.integration.event_script import (
 )
 from tests.integration.helpers import stats
 
+KILLS = 6  # each restart waits out the dead member's Kafka session (6 s here)
+
 
 def wait_for_all_applied(setup: KafkaSetup, timeout: float) -> None:
     wait_until(
@@ -57,9 +59,9 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
     # One slice of the stream per life of the worker: published as it starts (the model
     # takes ~30 s to load on a busy machine), so every kill lands after progress on that
     # slice, while events of it are still arriving or pending.
-    size = -(-len(events) // 11)
+    size = -(-len(events) // (KILLS + 1))
     slices = [events[i : i + size] for i in range(0, len(events), size)]
-    for kill, part in enumerate(slices[:10]):
+    for kill, part in enumerate(slices[:KILLS]):
         before = applied(api)
         kafka_setup.spawn()
         publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, part, 3).join()
@@ -69,7 +71,7 @@ def test_kill_9_mid_stream_then_restart_loses_nothing(
             process.send_signal(signal.SIGKILL)
             process.wait()
     kafka_setup.spawn()
-    publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, slices[10], 1).join()
+    publish_in_background(kafka_setup.broker.bootstrap, kafka_setup.topic, slices[KILLS], 1).join()
     wait_for_all_applied(kafka_setup, 300)
     assert_index_matches(kafka_setup, final_state(events))
 

@@ -35,7 +35,7 @@ from ingest_worker.parsing import parse
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 
-SEQUENCES = int(os.environ.get("FRESHINDEX_CHECK_SEQUENCES", "200"))
+SEQUENCES = int(os.environ.get("FRESHINDEX_CHECK_SEQUENCES", "80"))
 ONLY_SEED = os.environ.get("FRESHINDEX_CHECK_SEED")
 CRASH_POINTS = ("embedding", "after-embedding", "in-transaction", "before-ack")
 WORDS = (

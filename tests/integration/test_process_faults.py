@@ -145,7 +145,7 @@ def test_a_folder_worker_killed_again_and_again_loses_nothing(
     rng = random.Random(11)
     write(folder, rng, 30)
     with KafkaSetup(kafka_broker, db_url, "unused", "unused", tmp_path) as setup:
-        for kill in range(10):
+        for kill in range(6):
             before = last_change(db_url)
             worker = setup.spawn("worker", "folder", str(folder), name="folder")
             # Kill while it indexes: after it committed something (the model loads first,
