@@ -113,7 +113,7 @@ def _rank(
             return queries.hits(conn, ranked[: request.k])
         depth = request.k * request.chunks_per_document
         depth = _fusion_depth(depth) if hybrid else depth
-        # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut it.
+        # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut that.
         keyword_memo = _Memo(queries.MAX_DEPTH)
         while True:
             ranked, complete = _ranking(
@@ -127,10 +127,19 @@ def _rank(
 
 @dataclass
 class _Memo:
-    """A hybrid search's keyword ranking, `depth` deep, once it ran."""
+    """A search's keyword ranking, `depth` deep, ranked on first use."""
 
     depth: int
     ranked: list[queries.Ranked] | None = None
+
+    def keyword_ranking(
+        self, conn: psycopg.Connection[Any], request: SearchRequest, bm25: queries.Bm25
+    ) -> list[queries.Ranked]:
+        if self.ranked is None:
+            self.ranked = queries.keyword_search(
+                conn, request.query, self.depth, request.filter, bm25
+            )
+        return self.ranked
 
 
 def _fusion_depth(k: int) -> int:
@@ -148,8 +157,8 @@ def _ranking(
 ) -> tuple[list[queries.Ranked], bool]:
     """Chunks ranked `depth` deep (hybrid: both halves that deep, all of them fused), and
     whether that is every chunk that matches."""
-    if query_vector is None:
-        ranked = queries.keyword_search(conn, request.query, depth, request.filter, bm25)
+    if query_vector is None:  # (the keyword ranking is sorted, ties by id: cut it anywhere)
+        ranked = keyword_memo.keyword_ranking(conn, request, bm25)[:depth]
         return ranked, len(ranked) < depth
     if request.mode == "vector":
         ranked = queries.vector_search(conn, query_vector(), depth, request.filter)
@@ -157,7 +166,7 @@ def _ranking(
     by_vector, by_keyword = _hybrid_halves(
         conn, request, query_vector, bm25, depth, pool, keyword_memo
     )
-    halves = by_vector, by_keyword[:depth]  # (the keyword ranking is sorted, ties by id)
+    halves = by_vector, by_keyword[:depth]
     return ranking.fuse(halves), all(len(half) < depth for half in halves)
 
 
@@ -180,25 +189,18 @@ def _hybrid_halves(
     def by_vector() -> list[queries.Ranked]:
         return queries.vector_search(conn, query_vector(), depth, request.filter, required)
 
-    def by_keyword(on: psycopg.Connection[Any]) -> list[queries.Ranked]:
-        if keyword_memo.ranked is None:
-            keyword_memo.ranked = queries.keyword_search(
-                on, request.query, keyword_memo.depth, request.filter, bm25
-            )
-        return keyword_memo.ranked
-
     if keyword_memo.ranked is not None:
         return by_vector(), keyword_memo.ranked
     try:
         spare = pool.getconn(timeout=0.001)
     except psycopg_pool.PoolTimeout:
-        return by_vector(), by_keyword(conn)
+        return by_vector(), keyword_memo.keyword_ranking(conn, request, bm25)
     try:
         snapshot = snapshots.export(conn)
 
         def in_snapshot() -> list[queries.Ranked]:
             with snapshots.read_only(spare, snapshot):
-                return by_keyword(spare)
+                return keyword_memo.keyword_ranking(spare, request, bm25)
 
         keyword_half = _HALVES.submit(in_snapshot)
         try:
