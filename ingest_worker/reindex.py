@@ -8,9 +8,10 @@ record the model; a worker or API with another model is refused from then on.
 1. Catch up: embed, with the new model, every chunk text the index holds that the new model
    has not seen (into the embedding cache, which is per model). Searches keep using the old
    vectors meanwhile, and workers keep indexing; the loop follows until nothing is missing.
-2. Switch, in one transaction: lock the chunks against writers, check that nothing is
-   missing (else unlock and catch up again), copy the new vectors into the chunks (changing
-   the column's dimensions if needed), rebuild the HNSW index, and record the new model.
+2. Switch, in one transaction: lock the chunks against writers, embed what they added since
+   the catch-up if it is at most a batch (else unlock and catch up again), copy the new
+   vectors into the chunks (changing the column's dimensions if needed), rebuild the HNSW
+   index, and record the new model.
    Workers and the API notice at their next commit or search and load the new model.
 """
 
@@ -68,18 +69,24 @@ def reindex(
     embedded = 0
     while True:
         while batch := missing(store.conn, new.model_name, batch_size):
-            vectors = new.embed([embed_text(heading, text) for _, heading, text in batch])
-            embedding_cache.keep(
-                store.conn,
-                dict(zip((h for h, _, _ in batch), vectors, strict=True)),
-                new.model_name,
-            )
-            embedded += len(batch)
+            embedded += _embed_into_cache(store.conn, new, batch)
             if on_progress:
                 on_progress(embedded, count_missing(store.conn, new.model_name))
-        if switch(store.conn, new.model_name, new.dimensions):
+        switched = switch(store.conn, new, batch_size)
+        if switched is not None:
+            embedded += switched
             log.info("the index now uses %s (%d texts embedded)", new.model_name, embedded)
             return embedded
+
+
+def _embed_into_cache(
+    conn: psycopg.Connection[Any], new: Embedder, batch: list[tuple[bytes, str, str]]
+) -> int:
+    vectors = new.embed([embed_text(heading, text) for _, heading, text in batch])
+    embedding_cache.keep(
+        conn, dict(zip((h for h, _, _ in batch), vectors, strict=True)), new.model_name
+    )
+    return len(batch)
 
 
 def missing(conn: psycopg.Connection[Any], model: str, limit: int) -> list[tuple[bytes, str, str]]:
@@ -104,13 +111,19 @@ def count_missing(conn: psycopg.Connection[Any], model: str) -> int:
     return int(row[0]) if row else 0
 
 
-def switch(conn: psycopg.Connection[Any], model: str, dimensions: int) -> bool:
-    """The atomic switch; False if writers added texts since the catch-up (try again)."""
+def switch(conn: psycopg.Connection[Any], new: Embedder, batch_size: int) -> int | None:
+    """The atomic switch, and how many texts it embedded; None if writers added more than a
+    batch of texts since the catch-up (catch up again). Up to a batch is embedded here,
+    while writers wait: under a steady stream of writes the catch-up would otherwise never
+    end."""
+    model, dimensions = new.model_name, new.dimensions
     with conn.transaction():
         conn.execute("SELECT 1 FROM active_model FOR UPDATE")
         conn.execute("LOCK TABLE chunks IN SHARE ROW EXCLUSIVE MODE")  # writers wait
-        if count_missing(conn, model):
-            return False
+        late = missing(conn, model, batch_size + 1)
+        if len(late) > batch_size:
+            return None
+        embedded = _embed_into_cache(conn, new, late) if late else 0
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
         conn.execute("ALTER TABLE chunks ALTER COLUMN embedding TYPE vector")
         conn.execute(
@@ -124,7 +137,7 @@ def switch(conn: psycopg.Connection[Any], model: str, dimensions: int) -> bool:
             (model, dimensions),
         )
         conn.execute("SELECT pg_notify(%s, %s)", (MODEL_CHANNEL, model))
-    return True
+    return embedded
 
 
 def active_model(conn: psycopg.Connection[Any]) -> str | None:

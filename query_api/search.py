@@ -51,8 +51,7 @@ def answer(
         with read_pool.connection() as conn:
             missing = queries.missing(conn, request.wait_for)
     with read_pool.connection() as conn:
-        rows = _rank_with_the_index_model(conn, request, embedder_for, bm25, read_pool)
-        freshness = queries.freshness(conn)
+        rows, freshness = _rank_with_the_index_model(conn, request, embedder_for, bm25, read_pool)
     return SearchResponse(
         hits=[Hit(**row) for row in rows],
         freshness=_freshness(freshness, lag_probe),
@@ -69,7 +68,7 @@ def _rank_with_the_index_model(
     embedder_for: EmbedderFor,
     bm25: queries.Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rank with the model the index uses, read once per search, after the query: a
     `freshindex reindex` may have switched models between our embedding and our query
     (then the dimensions clash, or the model read differs), and we rank again with it."""
@@ -81,14 +80,14 @@ def _rank_with_the_index_model(
         # Embedded when first needed: a hybrid search starts its keyword half first.
         query_vector = functools.cache(lambda e=embedder: e.embed([request.query])[0])
         try:
-            rows: list[dict[str, Any]] | None = _rank(conn, request, query_vector, bm25, pool)
+            ranked = _rank(conn, request, query_vector, bm25, pool)
         except psycopg.errors.DataException as e:
             if "dimensions" not in str(e):
                 raise
-            rows = None
+            ranked = None
         model = reindex.active_model(conn)
-        if rows is not None and model in (None, embedder.model_name):
-            return rows  # (None: nothing indexed yet)
+        if ranked is not None and model in (None, embedder.model_name):
+            return ranked  # (None: nothing indexed yet)
     raise psycopg.OperationalError("the embedding model is being switched; retry")
 
 
@@ -101,28 +100,40 @@ def _rank(
     query_vector: QueryVector | None,
     bm25: queries.Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
-) -> list[dict[str, Any]]:
-    """The k best chunks, or with `group_by` the k best documents: chunks are ranked ever
-    deeper until k distinct documents are among them (or there are no more chunks). All in
-    one snapshot."""
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The k best chunks, or with `group_by` the k best documents, and how fresh they are,
+    in one snapshot."""
     hybrid = request.mode == "hybrid"
+    if query_vector is not None and not hybrid:
+        query_vector()  # before the snapshot's locks, not while holding them
     with snapshots.read_only(conn):
-        if request.group_by is None:
-            depth = _fusion_depth(request.k) if hybrid else request.k
-            ranked, _ = _ranking(conn, request, query_vector, bm25, depth, pool, _Memo(depth))
-            return queries.hits(conn, ranked[: request.k])
-        depth = request.k * request.chunks_per_document
-        depth = _fusion_depth(depth) if hybrid else depth
-        # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut that.
-        keyword_memo = _Memo(queries.MAX_DEPTH)
-        while True:
-            ranked, complete = _ranking(
-                conn, request, query_vector, bm25, depth, pool, keyword_memo
-            )
-            documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
-            if len(documents) == request.k or complete or depth >= queries.MAX_DEPTH:
-                return _document_hits(conn, documents)
-            depth = min(depth * 4, queries.MAX_DEPTH)
+        return _rank_in_snapshot(conn, request, query_vector, bm25, pool), queries.freshness(conn)
+
+
+def _rank_in_snapshot(
+    conn: psycopg.Connection[Any],
+    request: SearchRequest,
+    query_vector: QueryVector | None,
+    bm25: queries.Bm25,
+    pool: psycopg_pool.ConnectionPool[Any],
+) -> list[dict[str, Any]]:
+    """Chunks are ranked ever deeper until k distinct documents are among them (or there
+    are no more chunks)."""
+    hybrid = request.mode == "hybrid"
+    if request.group_by is None:
+        depth = _fusion_depth(request.k) if hybrid else request.k
+        ranked, _ = _ranking(conn, request, query_vector, bm25, depth, pool, _Memo(depth))
+        return queries.hits(conn, ranked[: request.k])
+    depth = request.k * request.chunks_per_document
+    depth = _fusion_depth(depth) if hybrid else depth
+    # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut that.
+    keyword_memo = _Memo(queries.MAX_DEPTH)
+    while True:
+        ranked, complete = _ranking(conn, request, query_vector, bm25, depth, pool, keyword_memo)
+        documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
+        if len(documents) == request.k or complete or depth >= queries.MAX_DEPTH:
+            return _document_hits(conn, documents)
+        depth = min(depth * 4, queries.MAX_DEPTH)
 
 
 @dataclass
@@ -207,9 +218,12 @@ def _hybrid_halves(
             vector_half = by_vector()
         finally:
             concurrent.futures.wait([keyword_half])  # the spare is in use until then
-        return vector_half, keyword_half.result()
     finally:
         pool.putconn(spare)
+    try:
+        return vector_half, keyword_half.result()
+    except psycopg.Error:  # not shareable at once (a rewrite waits; another replica)
+        return vector_half, keyword_memo.keyword_ranking(conn, request, bm25)
 
 
 def _document_hits(

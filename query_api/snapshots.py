@@ -23,14 +23,19 @@ SEARCHED_TABLES = ("chunks", "documents", "chunk_terms", "bm25_totals")
 @contextlib.contextmanager
 def read_only(conn: psycopg.Connection[Any], snapshot: str | None = None) -> Iterator[None]:
     """A read-only transaction on one snapshot of the searched tables: a new one, or
-    `snapshot` (exported by a transaction that is still open, and so still locking them)."""
+    `snapshot` (exported by a transaction that is still open, and so still locking them;
+    raises psycopg.Error when it cannot be shared at once: then read on the exporter)."""
+    tables = sql.SQL(", ").join(map(sql.Identifier, SEARCHED_TABLES))
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if snapshot is not None:
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-        else:
-            tables = sql.SQL(", ").join(map(sql.Identifier, SEARCHED_TABLES))
+        if snapshot is None:
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(tables))
+        else:
+            # NOWAIT: a rewrite queued behind the exporter's locks would queue this request
+            # too, while the exporter waits for us: a cycle through the client that Postgres
+            # cannot see. Raises LockNotAvailable instead.
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE NOWAIT").format(tables))
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
         yield
 
 

@@ -126,3 +126,20 @@ def test_a_process_started_with_another_model_uses_the_index_model(
         embedder = runtime.load_embedder(settings, db_url)
     assert embedder.model_name == store.model == "all-MiniLM-L6-v2"
     assert "the index uses model all-MiniLM-L6-v2, not /nowhere/another-model" in caplog.text
+
+
+@pytest.mark.parametrize(("batch_size", "switched"), [(16, 3), (2, None)])
+def test_the_switch_embeds_what_writers_added_since_the_catch_up_when_it_is_a_batch(
+    pipeline: Pipeline, db_url: str, other_model: Embedder, batch_size: int, switched: int | None
+) -> None:
+    """Under a steady stream of writes a catch-up never ends with nothing missing: the
+    switch embeds up to a batch itself, writers waiting; more than that, it lets go."""
+    pipeline.process(
+        [upsert(f"doc-{i}", f"Document {i} came after the catch-up.") for i in range(3)]
+    )
+    before = reindex.active_model(pipeline.store.conn)
+    with database.connect(db_url) as conn:
+        assert reindex.switch(conn, other_model, batch_size) == switched
+        now = reindex.active_model(conn)
+        assert now == (other_model.model_name if switched else before)
+        assert reindex.count_missing(conn, other_model.model_name) == (0 if switched else 3)
