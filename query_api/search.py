@@ -117,8 +117,8 @@ def _rank_in_snapshot(
     bm25: queries.Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
-    """Chunks are ranked ever deeper until k distinct documents are among them (or there
-    are no more chunks)."""
+    """The k best chunks; with `group_by` chunks ranked ever deeper until k distinct
+    documents are among them (or there are no more chunks)."""
     hybrid = request.mode == "hybrid"
     if request.group_by is None:
         depth = _fusion_depth(request.k) if hybrid else request.k
