@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 EXACT_COSINE = 0.9999
 BACKENDS = ("auto", "torch", "openvino", "openvino-bf16", "onnx")
 _RUNTIME = {"openvino": "openvino", "openvino-bf16": "openvino", "onnx": "onnxruntime"}
+# A query is a few tokens: one thread embeds it about as fast as all of them, and leaves the
+# other core to a batch being embedded at the same time.
+QUERY_THREADS = 1
 _REFERENCE = "torch-vectors.npy"
 _MANIFEST = "checks.json"
 
@@ -109,6 +112,12 @@ def load(model: str, backend: str, options: Options) -> Embedder:
         check.min_cosine,
     )
     return _exported(chosen, canonical_name(model), path, export_dir, options)
+
+
+def for_queries(embedder: Embedder) -> Embedder:
+    """The model's query lane where it has one (the exported backends); torch embeds
+    queries and batches on one model, one call at a time."""
+    return embedder.queries if isinstance(embedder, ExportedEmbedder) else embedder
 
 
 def choose(backend: str, checks: dict[str, Check]) -> str:
@@ -213,16 +222,17 @@ def _exported(
         _runner(backend, export_dir),
         backend=backend,
         batch_tokens=options.batch_tokens,
+        query_runner=lambda: _runner(backend, export_dir, threads=QUERY_THREADS),
     )
 
 
-def _runner(backend: str, export_dir: Path) -> Runner:
+def _runner(backend: str, export_dir: Path, threads: int | None = None) -> Runner:
     onnx = export_dir / model_export.ONNX_FILE
     if backend == "onnx":
-        return onnxruntime_runner(onnx)
+        return onnxruntime_runner(onnx, threads=threads)
     precision = "bf16" if backend == "openvino-bf16" else "f32"
     return openvino_runner(
-        onnx, precision=precision, cache_dir=export_dir / f"openvino-{precision}"
+        onnx, precision=precision, cache_dir=export_dir / f"openvino-{precision}", threads=threads
     )
 
 

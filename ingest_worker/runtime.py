@@ -273,11 +273,13 @@ def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
     from query_api.queries import Bm25
 
     stop_on_sigterm(stop)
+    load = embedder_loader(settings)
+    # Queries on the model's query lane: in `up` the worker's batches use the same model.
     app = create_app(
         url,
-        lambda: load_embedder(settings, url),
+        lambda: embedding_backends.for_queries(load_embedder(settings, url)),
         latest_offsets(settings),
-        load_model=embedder_loader(settings),
+        load_model=lambda model: embedding_backends.for_queries(load(model)),
         read_database_url=settings.read_database_url,
         require_keys=api_keys.required(settings.api_keys, settings.host),
         bm25=Bm25(settings.bm25_k1, settings.bm25_b),
