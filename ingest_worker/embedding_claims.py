@@ -101,8 +101,9 @@ def _embed_claimed(
     failed: dict[bytes, Exception],
 ) -> None:
     """Embed the texts this worker claimed, in slices; keep each slice's vectors and drop
-    its claims at once, and renew the lease of the rest."""
-    hashes = list(texts)
+    its claims at once, and renew the lease of the rest. Slices hold texts of similar
+    length, so that the model pads them little."""
+    hashes = sorted(texts, key=lambda h: len(texts[h]))
     for start in range(0, len(hashes), SLICE):
         part = {h: texts[h] for h in hashes[start : start + SLICE]}
         vectors, errors = embed(part)

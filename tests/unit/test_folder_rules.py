@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path, PurePosixPath
@@ -83,3 +84,15 @@ def test_debouncer_does_not_starve_a_file_that_keeps_changing() -> None:
     time.sleep(0.25)
     debouncer.touch(Path("/x/log.txt"))
     assert debouncer.take_ready(timeout=0.1) == [Path("/x/log.txt")]
+
+
+def test_debouncer_takes_ready_paths_within_a_budget_and_at_least_one() -> None:
+    debouncer = Debouncer(quiet_s=0.0)
+    sizes = {Path("/x/a"): 5, Path("/x/b"): 4, Path("/x/c"): 2, Path("/x/huge"): 100}
+    for path in sizes:
+        debouncer.touch(path)
+    take = functools.partial(debouncer.take_ready, timeout=1, weight=sizes.__getitem__)
+    assert take(budget=10) == [Path("/x/a"), Path("/x/b")]
+    assert take(budget=1) == [Path("/x/c")]  # over the budget alone: still taken
+    assert take(budget=10, limit=5) == [Path("/x/huge")]
+    assert len(debouncer) == 0

@@ -36,8 +36,16 @@ class Debouncer:
         with self._changed:
             return len(self._last)
 
-    def take_ready(self, timeout: float, limit: int = 64) -> list[Path]:
-        """Wait up to `timeout` for ready paths; return (and forget) at most `limit`."""
+    def take_ready(
+        self,
+        timeout: float,
+        limit: int = 64,
+        *,
+        weight: Callable[[Path], int] | None = None,
+        budget: int = 0,
+    ) -> list[Path]:
+        """Wait up to `timeout` for ready paths; return (and forget) at most `limit`, and,
+        given a `weight` per path, no more than fit in `budget` (at least one)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
@@ -47,6 +55,8 @@ class Debouncer:
                     for p, last in self._last.items()
                     if now - last >= self.quiet_s or now - self._first[p] >= self.max_delay_s
                 ][:limit]
+                if weight is not None:
+                    ready = _within(ready, weight, budget)
                 if ready or now >= deadline:
                     for path in ready:
                         del self._last[path], self._first[path]
@@ -68,3 +78,15 @@ class Debouncer:
             for path in taken:
                 del self._last[path], self._first[path]
             return taken
+
+
+def _within(paths: list[Path], weight: Callable[[Path], int], budget: int) -> list[Path]:
+    """The first paths whose weights sum within `budget`; the first one in any case."""
+    taken: list[Path] = []
+    total = 0
+    for path in paths:
+        total += weight(path)
+        if taken and total > budget:
+            break
+        taken.append(path)
+    return taken

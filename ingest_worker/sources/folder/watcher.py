@@ -82,7 +82,8 @@ class FolderWorker:
         debounce_s: float = 0.3,
         rescan_interval_s: float = 300.0,
         max_file_bytes: int = 20 * 1024 * 1024,
-        batch_files: int = 64,
+        batch_files: int = 1024,
+        batch_bytes: int = 4 * 1024 * 1024,
         progress: bool = False,
     ) -> None:
         self.roots = roots
@@ -90,6 +91,7 @@ class FolderWorker:
         self.tenant = tenant
         self.rescan_interval_s = rescan_interval_s
         self.batch_files = batch_files
+        self.batch_bytes = batch_bytes
         self.progress = progress
         self.debouncer = Debouncer(debounce_s)
         self.reader = FileReader(self.debouncer, tenant, max_file_bytes)
@@ -122,7 +124,7 @@ class FolderWorker:
                 if time.monotonic() >= next_rescan:
                     self.reconcile()
                     next_rescan = time.monotonic() + self.rescan_interval_s
-                self._process(self.debouncer.take_ready(timeout=0.2, limit=self.batch_files))
+                self._process(self._take_batch())
         finally:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -175,7 +177,7 @@ class FolderWorker:
         started = time.monotonic()
         with bar:
             while not stop.is_set() and bar.n < count:
-                batch = self.debouncer.take_ready(timeout=0.2, limit=self.batch_files)
+                batch = self._take_batch()
                 if not batch and len(self.debouncer) == 0:
                     break
                 self._process(batch)
@@ -208,6 +210,13 @@ class FolderWorker:
             if self._deletes_allowed(root.source, len(gone), len(known)) and gone:
                 self._submit([self._delete(root, d) for d in gone])
         return marked
+
+    def _take_batch(self) -> list[Path]:
+        """The next ready files, as many as fit in `batch_bytes` (the memory a batch may
+        hold): the more texts one model call sees, the less its batches are padded."""
+        return self.debouncer.take_ready(
+            timeout=0.2, limit=self.batch_files, weight=_size, budget=self.batch_bytes
+        )
 
     def _process(self, paths: list[Path]) -> None:
         if any(not os.path.lexists(p) for p in paths):
@@ -315,3 +324,10 @@ def _safe_fingerprint(path: Path) -> str:
         return fingerprint(path.stat())
     except OSError:
         return ""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # gone: reading it will say so
+        return 0
