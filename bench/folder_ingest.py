@@ -10,16 +10,21 @@ freshindex chose (`FRESHINDEX_EMBED_BACKEND`, default auto), each before and aft
 (b) end-to-end folder ingest into a fresh embedded Postgres (read, parse, chunk, embed,
 commit), and (b) over each (a);
 (c) freshness over single-file edits: file closed → hit visible through POST /v1/search over
-real HTTP; (d) chunks embedded per one-paragraph edit. Results go to bench/results/.
+real HTTP; (d) chunks embedded per one-paragraph edit. During (b) it also counts where the
+CPU went: seconds inside the model's calls, CPU seconds of Postgres and of this process, and
+the bound they set on (b) over the bare backend when the model fills every core (see
+`overlap_bound`). Results go to bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,16 @@ import httpx
 import uvicorn
 
 from bench.corpus import copy_files, percentile, postgres_manual, save_result
+from bench.cpu import own_cpu_s, postgres_cpu_s
 from bench.retrieval import load as load_collection
 from ingest_worker import database, embedding_backends, migrations, reindex
 from ingest_worker.chunking import split
-from ingest_worker.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
+from ingest_worker.embedding import (
+    DEFAULT_MODEL,
+    Embedder,
+    SentenceTransformerEmbedder,
+    Vector,
+)
 from ingest_worker.errors import PoisonInput
 from ingest_worker.parsing import parse
 from ingest_worker.pipeline import Pipeline
@@ -69,6 +80,33 @@ def bare_model(embedder: Embedder, texts: list[str]) -> float:
     started = time.perf_counter()
     embedder.embed(texts)
     return len(texts) / (time.perf_counter() - started)
+
+
+class TimedEmbedder:
+    """An embedder that adds up the seconds spent in its model calls."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.model_name, self.dimensions = inner.model_name, inner.dimensions
+        self.max_tokens = inner.max_tokens
+        self.seconds = 0.0
+
+    def embed(self, texts: Sequence[str]) -> list[Vector]:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.inner.count_tokens(texts)
+
+
+def overlap_bound(bare_s: float, other_cpu_s: float, cores: int) -> float:
+    """The most (b) can reach of the bare backend if all other work ran beside the model:
+    the bare model keeps every core busy for `bare_s`, so `other_cpu_s` more CPU seconds
+    need at least other_cpu_s / cores more wall time."""
+    return bare_s / (bare_s + other_cpu_s / cores)
 
 
 def serve(url: str, embedder: Embedder, port: int) -> uvicorn.Server:
@@ -148,11 +186,16 @@ def main() -> None:
 
     store = Store(database.connect(url), embedder.model_name)
     reindex.activate(store.conn, store.model, embedder.dimensions)
-    pipeline = Pipeline(store, embedder)
+    timed = TimedEmbedder(embedder)
+    pipeline = Pipeline(store, timed)
     worker = FolderWorker(make_roots([root]), pipeline, debounce_s=0.3, progress=True)
+    postgres_before, own_before = postgres_cpu_s(work / "data"), own_cpu_s()
     started = time.perf_counter()
     report = worker.run(threading.Event(), once=True)
     ingest_s = time.perf_counter() - started
+    postgres_s = postgres_cpu_s(work / "data") - postgres_before
+    own_s = own_cpu_s() - own_before
+    pipeline.embedder = embedder
     end_to_end = report.chunks_embedded / ingest_s
     bare_after = bare_model(embedder, texts)
     torch_after = bare_model(torch, texts)
@@ -183,6 +226,12 @@ def main() -> None:
         "b_end_to_end_seconds": round(ingest_s, 1),
         "b_over_bare_torch": round(end_to_end / torch_bare, 3),
         "b_over_bare_backend": round(end_to_end / bare, 3),
+        "b_seconds_in_model_calls": round(timed.seconds, 1),
+        "b_postgres_cpu_s": round(postgres_s, 1),
+        "b_worker_process_cpu_s": round(own_s, 1),
+        "b_bound_over_bare_backend_postgres_only": round(
+            overlap_bound(report.chunks_embedded / bare, postgres_s, os.cpu_count() or 1), 3
+        ),
         "c_freshness_ms_p50": round(percentile(latencies, 50), 1),
         "c_freshness_ms_p99": round(percentile(latencies, 99), 1),
         "c_edits": len(latencies),
