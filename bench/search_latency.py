@@ -5,10 +5,13 @@
 Corpus: the PostgreSQL 15 and Python 3.11 manuals (Debian `postgresql-doc-15`,
 `python3.11-doc`), chunked at 96 tokens to reach the target, embedded for real with
 all-MiniLM-L6-v2 into a fresh embedded Postgres (HNSW, default m/ef). Then a `freshindex api`
-process answers 200 queries (titles of random pages) per mode, one at a time, first idle,
-then while a `freshindex worker folder` process ingests more pages. With `--keep DIR` the
-loaded index stays in DIR, and a later run with the same DIR measures it again without
-reloading (loading takes ~20 minutes).
+process answers 200 queries (titles of random pages) per mode, one at a time: idle; then
+while a `freshindex worker folder` process ingests `--pages` more pages; then while one
+`freshindex up` process (API and worker on one model) ingests as many others. Each busy
+phase also reports how fast ingest ran meanwhile. With `--keep DIR` the loaded index stays
+in DIR, and a later run with the same DIR measures it again without reloading (loading takes
+~20 minutes); the pages ingested while measuring are marked so that their chunks are new
+texts, also in a kept index that holds them already.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import json
 import os
 import random
-import shutil
+import re
 import signal
 import statistics
 import subprocess
@@ -115,10 +118,61 @@ def loaded_index(
     return chunks, load_s, rest
 
 
+def serving(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the API answers /readyz."""
+    while True:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args!r} exited with {process.returncode}")
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+
+
+_BLOCK_TAG = re.compile(r"<(p|li|dt|dd|td|pre|h[1-6])(\s[^>]*)?>")
+
+
+def drop_marked(pages: list[Path], inbox: Path, mark: str) -> None:
+    """Copy pages into `inbox` with `mark` opening each block, so that their chunks are new
+    texts even where the index already holds these pages (their cached vectors would make
+    the ingest a no-op)."""
+    for page in pages:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        marked = _BLOCK_TAG.sub(lambda m: f"{m.group(0)}{mark} ", text)
+        (inbox / page.name).write_text(marked, encoding="utf-8")
+
+
+def measure_during_ingest(
+    client: httpx.Client, queries: list[str], pages: list[Path], inbox: Path
+) -> dict[str, Any]:
+    """Latency per mode while a worker ingests `pages` dropped into `inbox`, and how fast
+    it ingested meanwhile."""
+    before = client.get("/v1/stats").json()["chunks_embedded_total"]
+    drop_marked(pages, inbox, f"zq{random.randrange(10**9)}")
+    time.sleep(2)
+    started = time.perf_counter()
+    result: dict[str, Any] = {name: latencies(client, queries, f) for name, f in MODES.items()}
+    seconds = time.perf_counter() - started
+    embedded = client.get("/v1/stats").json()["chunks_embedded_total"] - before
+    result["chunks_embedded_during_measurement"] = embedded
+    result["ingest_chunks_per_s"] = round(embedded / seconds, 1)
+    return result
+
+
+def stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--pages", type=int, default=400, help="Pages ingested per busy phase.")
+    parser.add_argument("--seed", type=int, default=None, help="Which pages are ingested.")
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--keep", type=Path, help="Keep (or reuse) the loaded index here.")
     args = parser.parse_args()
@@ -134,38 +188,40 @@ def main() -> None:
     for f in rng.sample(files[: len(files) - len(rest)], args.queries):
         title = parse(f.read_bytes(), filename=f.name).title or f.stem
         queries.append(title)
-    env = {**os.environ, "DATABASE_URL": url, "FRESHINDEX_LOG_LEVEL": "WARNING"}
-    api = subprocess.Popen([FRESHINDEX, "api", "--port", str(args.port)], env=env)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "FRESHINDEX_LOG_LEVEL": "WARNING",
+        "FRESHINDEX_CHUNK_MAX_TOKENS": "96",
+    }
+    port = ["--port", str(args.port)]
     client = httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60)
-    while True:
-        try:
-            if client.get("/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.5)
+
+    api = subprocess.Popen([FRESHINDEX, "api", *port], env=env)
+    serving(client, api)
     latencies(client, queries[:20], MODES["hybrid"])  # warm up
     idle = {name: latencies(client, queries, fields) for name, fields in MODES.items()}
+    # An API process beside a worker process: each has the model to itself.
     inbox = Path(tempfile.mkdtemp(prefix="freshindex-latency-inbox-"))
-    worker = subprocess.Popen(
-        [FRESHINDEX, "worker", "folder", str(inbox)],
-        env={**env, "FRESHINDEX_CHUNK_MAX_TOKENS": "96"},
-    )
+    worker = subprocess.Popen([FRESHINDEX, "worker", "folder", str(inbox)], env=env)
     time.sleep(15)  # the worker loads its model
-    for f in rest[:400]:
-        shutil.copy(f, inbox / f.name)
-    time.sleep(2)
-    busy = {name: latencies(client, queries, fields) for name, fields in MODES.items()}
-    ingested = client.get("/v1/stats").json()["chunks"] - chunks
-    for process in (worker, api):
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+    pages = random.Random(args.seed).sample(files, 2 * args.pages)
+    beside = measure_during_ingest(client, queries, pages[: args.pages], inbox)
+    stop(worker, api)
+    # `freshindex up`: the API and the worker in one process, on one model.
+    inbox = Path(tempfile.mkdtemp(prefix="freshindex-latency-up-"))
+    up = subprocess.Popen([FRESHINDEX, "up", "--watch", str(inbox), *port], env=env)
+    serving(client, up)
+    latencies(client, queries[:20], MODES["hybrid"])
+    one_process = measure_during_ingest(client, queries, pages[args.pages :], inbox)
+    stop(up)
     result: dict[str, Any] = {
         "chunks": chunks,
         "load_seconds": round(load_s),
         "queries": len(queries),
         "idle": idle,
-        "during_ingest": busy,
-        "chunks_ingested_during_measurement": ingested,
+        "during_ingest_api_and_worker_processes": beside,
+        "during_ingest_one_up_process": one_process,
     }
     save_result("search_latency", result)
 
