@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-long lint format bench bench-retrieval test-deps clean kafka-up \
-	kafka-down cdc-up cdc-down
+.PHONY: install run test test-long lint format bench bench-retrieval bench-peers test-deps clean \
+	kafka-up kafka-down cdc-up cdc-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,9 @@ bench: install
 bench-retrieval: install  ## nDCG@10, recall@100, latency per mode on ../shared/ir/cranfield
 	$(PY) -m bench.retrieval $(BENCH_ARGS)
 
+bench-peers: install  ## LangChain index() and CocoIndex beside freshindex, each over its bare model
+	$(PY) -m bench.peers.run $(BENCH_ARGS)
+
 kafka-up: install  ## a genuine Apache Kafka 4 (KRaft) on 127.0.0.1:9092, data in .kafka/
 	$(PY) -m kafka_dev.broker up --port 9092 --dir .kafka
 
@@ -63,4 +66,5 @@ cdc-down:
 	$(PY) -m kafka_dev.connect down --dir .cdc
 
 clean:
-	rm -rf $(VENV) .freshindex .kafka .cdc kafka_dev/target .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .freshindex .kafka .cdc kafka_dev/target .pytest_cache .mypy_cache .ruff_cache \
+		bench/peers/.venvs
