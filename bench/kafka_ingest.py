@@ -29,12 +29,13 @@ from typing import Any
 import httpx
 import psycopg
 from kafka import KafkaProducer
+from psycopg import sql
 
 from bench.corpus import percentile, postgres_manual, save_result
 from bench.folder_ingest import bare_model, pipeline_chunks, serve
-from ingest_worker import database, migrations
+from ingest_worker import database, embedding_backends, migrations
 from ingest_worker.change_log import applied_positions
-from ingest_worker.embedding import Embedder, SentenceTransformerEmbedder
+from ingest_worker.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
 from ingest_worker.positions import caught_up
 from ingest_worker.settings import Settings
 from ingest_worker.sources.kafka import events as kafka_events
@@ -59,7 +60,7 @@ def kafka_bench(prefix: str, file_count: int) -> Iterator[tuple[Path, list[Path]
 
 def fresh_database(work: Path, name: str, server_url: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
     with database.connect(url) as conn:
         migrations.apply(conn)
@@ -236,7 +237,11 @@ def freshness(
 def freshness_idle_and_loaded(
     probes: int, broker: Broker, server_url: str, work: Path
 ) -> dict[str, Any]:
-    embedder = SentenceTransformerEmbedder()  # the API's
+    embedder = embedding_backends.for_queries(  # the API's, as `freshindex api` loads it
+        embedding_backends.load(
+            DEFAULT_MODEL, "auto", embedding_backends.Options(cache_dir=work / "models")
+        )
+    )
     return {
         "idle": freshness(probes, broker, server_url, work, embedder, 0),
         "under_load": freshness(probes, broker, server_url, work, embedder, 5),

@@ -164,7 +164,7 @@ def measure_during_ingest(
 def stop(*processes: subprocess.Popen[bytes]) -> None:
     for process in processes:
         process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        process.wait(300)  # a worker finishes the batch in hand
 
 
 def main() -> None:

@@ -83,7 +83,7 @@ class FolderWorker:
         rescan_interval_s: float = 300.0,
         max_file_bytes: int = 20 * 1024 * 1024,
         batch_files: int = 1024,
-        batch_bytes: int = 4 * 1024 * 1024,
+        batch_bytes: int = 1024 * 1024,
         progress: bool = False,
     ) -> None:
         self.roots = roots
