@@ -110,7 +110,8 @@ def overlap_bound(bare_s: float, other_cpu_s: float, cores: int) -> float:
 
 
 def serve(url: str, embedder: Embedder, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(create_app(url, lambda: embedder), port=port, log_level="warning")
+    app = create_app(url, lambda: embedding_backends.for_queries(embedder))  # as `api` does
+    config = uvicorn.Config(app, port=port, log_level="warning")
     server = uvicorn.Server(config)
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

@@ -237,10 +237,8 @@ def freshness(
 def freshness_idle_and_loaded(
     probes: int, broker: Broker, server_url: str, work: Path
 ) -> dict[str, Any]:
-    embedder = embedding_backends.for_queries(  # the API's, as `freshindex api` loads it
-        embedding_backends.load(
-            DEFAULT_MODEL, "auto", embedding_backends.Options(cache_dir=work / "models")
-        )
+    embedder = embedding_backends.load(  # the API's: `serve` puts it on its query lane
+        DEFAULT_MODEL, "auto", embedding_backends.Options(cache_dir=work / "models")
     )
     return {
         "idle": freshness(probes, broker, server_url, work, embedder, 0),

@@ -138,10 +138,10 @@ def drop_marked(pages: list[Path], inbox: Path, mark: str) -> None:
     """Copy pages into `inbox` with `mark` opening each block, so that their chunks are new
     texts even where the index already holds these pages (their cached vectors would make
     the ingest a no-op)."""
-    for page in pages:
+    for number, page in enumerate(pages):  # numbered: the two manuals share some names
         text = page.read_text(encoding="utf-8", errors="replace")
         marked = _BLOCK_TAG.sub(lambda m: f"{m.group(0)}{mark} ", text)
-        (inbox / page.name).write_text(marked, encoding="utf-8")
+        (inbox / f"{number:04d}-{page.name}").write_text(marked, encoding="utf-8")
 
 
 def measure_during_ingest(

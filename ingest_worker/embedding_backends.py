@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 EXACT_COSINE = 0.9999
 BACKENDS = ("auto", "torch", "openvino", "openvino-bf16", "onnx")
 _RUNTIME = {"openvino": "openvino", "openvino-bf16": "openvino", "onnx": "onnxruntime"}
-# A query is a few tokens: one thread embeds it about as fast as all of them, and leaves the
-# other core to a batch being embedded at the same time.
+# A query is a few tokens: one thread embeds it about as fast as all of them, and beside a
+# batch being embedded at the same time it takes one thread's share of the cores, not a turn.
 QUERY_THREADS = 1
 _REFERENCE = "torch-vectors.npy"
 _MANIFEST = "checks.json"
@@ -115,9 +115,14 @@ def load(model: str, backend: str, options: Options) -> Embedder:
 
 
 def for_queries(embedder: Embedder) -> Embedder:
-    """The model's query lane where it has one (the exported backends); torch embeds
-    queries and batches on one model, one call at a time."""
-    return embedder.queries if isinstance(embedder, ExportedEmbedder) else embedder
+    """The model's query lane where it has one (the exported backends), warmed up so that
+    the first search does not compile it; torch embeds queries and batches on one model,
+    one call at a time."""
+    if not isinstance(embedder, ExportedEmbedder):
+        return embedder
+    lane = embedder.queries
+    lane.embed(["warm up the query lane"])
+    return lane
 
 
 def choose(backend: str, checks: dict[str, Check]) -> str:

@@ -16,11 +16,11 @@ thread. On one compiled model an inference mostly waits for the one in hand, so 
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,40 +39,75 @@ def openvino_runner(
     """OpenVINO's CPU plugin; `precision` f32 (exact) or bf16 (where the CPU has it), on
     `threads` threads (None: every core). Compiled blobs are cached in `cache_dir`, so a warm
     start skips compilation."""
-    import openvino as ov
-
-    core = ov.Core()
-    core.set_property({"CACHE_DIR": str(cache_dir)})
-    config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision}
+    config: dict[str, object] = {"INFERENCE_PRECISION_HINT": precision, "CACHE_DIR": str(cache_dir)}
     if threads is not None:
         config["INFERENCE_NUM_THREADS"] = threads
-    model = core.compile_model(str(onnx_path), "CPU", config)
-    names = {port.get_any_name() for port in model.inputs}
-    requests = threading.local()  # an infer request per thread: callers may be concurrent
 
-    def run(input_ids: Ids, attention_mask: Ids, token_type_ids: Ids) -> NDArray[np.float32]:
-        if not hasattr(requests, "request"):
-            requests.request = model.create_infer_request()
-        requests.request.infer(_feed(names, input_ids, attention_mask, token_type_ids))
-        return np.array(requests.request.get_output_tensor(0).data, dtype=np.float32)
+    def compile_model() -> Runner:
+        model = _openvino_core().compile_model(str(onnx_path), "CPU", config)
+        names = {port.get_any_name() for port in model.inputs}
+        requests = threading.local()  # an infer request per thread: callers may be concurrent
 
-    return run
+        def run(input_ids: Ids, attention_mask: Ids, token_type_ids: Ids) -> NDArray[np.float32]:
+            if not hasattr(requests, "request"):
+                requests.request = model.create_infer_request()
+            requests.request.infer(_feed(names, input_ids, attention_mask, token_type_ids))
+            return np.array(requests.request.get_output_tensor(0).data, dtype=np.float32)
+
+        return run
+
+    return _on_first_use(compile_model)
 
 
 def onnxruntime_runner(onnx_path: Path, *, threads: int | None = None) -> Runner:
-    import onnxruntime as ort
+    def open_session() -> Runner:
+        import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    names = {i.name for i in session.get_inputs()}
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+
+        def run(input_ids: Ids, attention_mask: Ids, token_type_ids: Ids) -> NDArray[np.float32]:
+            feed = _feed(names, input_ids, attention_mask, token_type_ids)
+            return np.asarray(session.run(None, feed)[0], dtype=np.float32)
+
+        return run
+
+    return _on_first_use(open_session)
+
+
+def _on_first_use(build: Callable[[], Runner]) -> Runner:
+    """`build`'s runner, built by the first call: a process that never runs a lane (the API
+    alone never runs the batch lane) never holds its compiled model."""
+    lock = threading.Lock()
+    built: list[Runner] = []
 
     def run(input_ids: Ids, attention_mask: Ids, token_type_ids: Ids) -> NDArray[np.float32]:
-        feed = _feed(names, input_ids, attention_mask, token_type_ids)
-        return np.asarray(session.run(None, feed)[0], dtype=np.float32)
+        if not built:
+            with lock:
+                if not built:
+                    built.append(build())
+        return built[0](input_ids, attention_mask, token_type_ids)
 
     return run
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def _openvino_core() -> Any:
+    """The process's one OpenVINO Core: each Core loads its plugins again, and OpenVINO
+    asks for one per application."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            import openvino as ov
+
+            _CORE = ov.Core()
+        return _CORE
 
 
 def _feed(
@@ -112,6 +147,8 @@ class ExportedEmbedder:
         self._model_dir = model_dir
         self._run = runner
         self._query_runner = query_runner
+        self._lane: ExportedEmbedder | None = None
+        self._lane_lock = threading.Lock()
         self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
@@ -122,19 +159,22 @@ class ExportedEmbedder:
         self._pad_id = int(pad.get("pad_id", 0))
         self._lock = threading.Lock()  # a tokenizer must not be used by two threads at once
 
-    @functools.cached_property
+    @property
     def queries(self) -> ExportedEmbedder:
         """The model on the query lane: its own runner and tokenizers, so a search neither
-        waits for a batch in the model nor for its tokenization."""
+        waits for a batch in the model nor for its tokenization (built once)."""
         if self._query_runner is None:
             return self
-        return ExportedEmbedder(
-            self.model_name,
-            self._model_dir,
-            self._query_runner(),
-            backend=self.backend,
-            batch_tokens=self.batch_tokens,
-        )
+        with self._lane_lock:
+            if self._lane is None:
+                self._lane = ExportedEmbedder(
+                    self.model_name,
+                    self._model_dir,
+                    self._query_runner(),
+                    backend=self.backend,
+                    batch_tokens=self.batch_tokens,
+                )
+            return self._lane
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

@@ -89,9 +89,16 @@ def from_scratch(
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(history=st.lists(operation, min_size=1, max_size=25), queries=st.lists(query, max_size=4))
+@given(
+    history=st.lists(operation, min_size=1, max_size=25),
+    queries=st.lists(query, max_size=4),
+    rewrite=st.none() | paragraph,
+)
 def test_bm25_statistics_and_scores_stay_exact_under_adds_edits_and_deletes(
-    fake_pipeline: Pipeline, history: list[tuple[int, str | None]], queries: list[str]
+    fake_pipeline: Pipeline,
+    history: list[tuple[int, str | None]],
+    queries: list[str],
+    rewrite: str | None,
 ) -> None:
     tenant = f"t{next(_tenants)}"
     for version, (doc, text) in enumerate(history, start=1):
@@ -106,6 +113,11 @@ def test_bm25_statistics_and_scores_stay_exact_under_adds_edits_and_deletes(
         )
         fake_pipeline.process([event])
     conn = fake_pipeline.store.conn
+    if rewrite is not None:  # the trigger's UPDATE path: the store never rewrites a chunk
+        conn.execute(
+            "UPDATE chunks SET text = %s WHERE id = (SELECT min(id) FROM chunks WHERE tenant = %s)",
+            (rewrite, tenant),
+        )
     stored = conn.execute(
         "SELECT chunk_id, lexeme, tf, length FROM chunk_terms WHERE tenant = %s ORDER BY 1, 2",
         (tenant,),

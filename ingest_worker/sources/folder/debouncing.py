@@ -45,7 +45,7 @@ class Debouncer:
         budget: int = 0,
     ) -> list[Path]:
         """Wait up to `timeout` for ready paths; return (and forget) at most `limit`, and,
-        given a `weight` per path, no more than fit in `budget` (at least one)."""
+        given a `weight` per path, no more than fit in `budget` (at least one path)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:

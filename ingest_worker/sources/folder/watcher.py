@@ -83,7 +83,7 @@ class FolderWorker:
         rescan_interval_s: float = 300.0,
         max_file_bytes: int = 20 * 1024 * 1024,
         batch_files: int = 1024,
-        batch_bytes: int = 1024 * 1024,
+        batch_bytes: int = 256 * 1024,
         progress: bool = False,
     ) -> None:
         self.roots = roots
@@ -212,8 +212,9 @@ class FolderWorker:
         return marked
 
     def _take_batch(self) -> list[Path]:
-        """The next ready files, as many as fit in `batch_bytes` (the memory a batch may
-        hold): the more texts one model call sees, the less its batches are padded."""
+        """The next ready files, as many as fit in `batch_bytes` of file size (one larger
+        file alone): the more texts a model call sees, the less it pads them; the fewer,
+        the sooner SIGTERM's "finish the batch in hand" is done."""
         return self.debouncer.take_ready(
             timeout=0.2, limit=self.batch_files, weight=_size, budget=self.batch_bytes
         )
