@@ -11,7 +11,8 @@ while a `freshindex worker folder` process ingests `--pages` more pages; then wh
 phase also reports how fast ingest ran meanwhile. With `--keep DIR` the loaded index stays
 in DIR, and a later run with the same DIR measures it again without reloading (loading takes
 ~20 minutes); the pages ingested while measuring are marked so that their chunks are new
-texts, also in a kept index that holds them already.
+texts, also in a kept index that holds them already, and the next run drops them again
+(`chunks` in the result is what the index held while measuring idle).
 """
 
 from __future__ import annotations
@@ -109,13 +110,26 @@ def loaded_index(
     `record` says an earlier run loaded them; chunks, seconds and the files left over."""
     if record.exists():
         chunks, load_s, count = json.loads(record.read_text())
-        return chunks, load_s, files[count:]
+        return forget_ingested(url), load_s, files[count:]
     embedder = SentenceTransformerEmbedder()
     store = Store(database.connect(url), embedder.model_name)
     reindex.activate(store.conn, store.model, embedder.dimensions)
     chunks, load_s, rest = load(Pipeline(store, embedder, chunk_max_tokens=96), files, target)
     record.write_text(json.dumps([chunks, load_s, len(files) - len(rest)]))
     return chunks, load_s, rest
+
+
+def forget_ingested(url: str) -> int:
+    """Drop what earlier runs' busy phases ingested into a kept index (their doc ids are
+    relative to the watched folder; loaded pages have absolute paths), so that every run
+    measures the index it loaded; the chunks left."""
+    with database.connect(url) as conn:
+        dropped = conn.execute("DELETE FROM documents WHERE doc_id NOT LIKE '/%'").rowcount
+        if dropped:
+            print(f"dropping {dropped} documents an earlier run ingested", file=sys.stderr)
+            conn.execute("VACUUM ANALYZE chunks, chunk_terms")
+        row = conn.execute("SELECT count(*) FROM chunks").fetchone()
+    return int(row[0]) if row else 0
 
 
 def serving(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:

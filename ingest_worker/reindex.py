@@ -65,13 +65,21 @@ def reindex(
     batch_size: int = 256,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Catch up and switch; returns how many chunk texts were embedded with the new model."""
+    """Catch up and switch; returns how many chunk texts were embedded with the new model.
+
+    The catch-up ends at the first batch that is not full, not when nothing is missing: a
+    steady trickle of writes leaves a few texts missing every time, and the switch embeds
+    what came since (up to a batch) anyway. It cannot end while writers add a batch of
+    texts in the time the new model embeds one."""
     embedded = 0
     while True:
-        while batch := missing(store.conn, new.model_name, batch_size):
+        batch = missing(store.conn, new.model_name, batch_size)
+        if batch:
             embedded += _embed_into_cache(store.conn, new, batch)
             if on_progress:
                 on_progress(embedded, count_missing(store.conn, new.model_name))
+        if len(batch) == batch_size:
+            continue
         switched = switch(store.conn, new, batch_size)
         if switched is not None:
             embedded += switched

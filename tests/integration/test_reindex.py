@@ -3,9 +3,12 @@ throughout, the switch is atomic, and workers and the API follow the new model."
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import threading
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -51,14 +54,36 @@ def test_reindex_switches_atomically_while_documents_keep_changing(
     pipeline.process(
         [upsert(f"doc-{i}", f"Document {i} is about topic {i % 5}.") for i in range(30)]
     )
-    live = Pipeline(
-        Store(database.connect(db_url), embedder.model_name),
-        embedder,
-        load_model=lambda name: other_model,
-    )
-    stop = threading.Event()
+    with contextlib.ExitStack() as cleanup:
+        live = Pipeline(
+            Store(cleanup.enter_context(database.connect(db_url)), embedder.model_name),
+            embedder,
+            load_model=lambda name: other_model,
+        )
+        store = Store(cleanup.enter_context(database.connect(db_url)), other_model.model_name)
+        api = cleanup.enter_context(
+            serve_api(db_url, embedder, load_model=lambda name: other_model)
+        )
+        _reindex_while_writing_and_searching(live, store, api, other_model, cleanup)
+
+
+# The writer may add 4 documents per batch of 16 texts the reindex embeds, and one every
+# 2 s: the catch-up always gains, however the two models' speeds compare on a busy machine
+# (a writer free to outpace the reindex's model keeps it catching up for ever).
+WRITES_PER_REINDEX_BATCH, WRITE_EVERY_S = 4, 2.0
+
+
+def _reindex_while_writing_and_searching(
+    live: Pipeline,
+    store: Store,
+    api: httpx.Client,
+    other_model: Embedder,
+    cleanup: contextlib.ExitStack,
+) -> None:
+    stop, searcher_stop, progress = threading.Event(), threading.Event(), threading.Semaphore(0)
     written: list[int] = []
     errors: list[BaseException] = []  # of the writer and searcher threads, asserted below
+    searches: list[tuple[int, set[str]]] = []  # status, doc_ids of the hits
 
     def keep_writing() -> None:
         i = 0
@@ -67,53 +92,84 @@ def test_reindex_switches_atomically_while_documents_keep_changing(
                 live.process([upsert(f"live-{i}", f"Live document {i} arrived during reindex.")])
                 written.append(i)
                 i += 1
+                progress.acquire(timeout=WRITE_EVERY_S)
         except BaseException as e:
             errors.append(e)
 
-    with serve_api(db_url, embedder, load_model=lambda name: other_model) as api:
-        writer = threading.Thread(target=keep_writing)
-        writer.start()
-        searches: list[tuple[int, set[str]]] = []  # status, doc_ids of the hits
-        searcher_stop = threading.Event()
+    def keep_searching() -> None:
+        try:
+            while not searcher_stop.is_set():
+                response = api.post("/v1/search", json={"query": "topic 3"})
+                hits = response.json().get("hits", []) if response.status_code == 200 else []
+                searches.append((response.status_code, {h["doc_id"] for h in hits}))
+        except BaseException as e:
+            errors.append(e)
 
-        def keep_searching() -> None:
-            try:
-                while not searcher_stop.is_set():
-                    response = api.post("/v1/search", json={"query": "topic 3"})
-                    hits = response.json().get("hits", []) if response.status_code == 200 else []
-                    searches.append((response.status_code, {h["doc_id"] for h in hits}))
-            except BaseException as e:
-                errors.append(e)
+    threads = [threading.Thread(target=f, daemon=True) for f in (keep_writing, keep_searching)]
 
-        searcher = threading.Thread(target=keep_searching)
-        searcher.start()
-        store = Store(database.connect(db_url), other_model.model_name)
-        embedded = reindex.reindex(store, other_model, batch_size=16)
+    @cleanup.callback
+    def stop_threads() -> None:  # also when the reindex fails
         stop.set()
-        writer.join(timeout=120)
         searcher_stop.set()
-        searcher.join(timeout=120)
-        assert not writer.is_alive() and not searcher.is_alive()
-        assert not errors, errors
-        assert embedded >= 30 and len(written) >= 5
-        assert searches and {status for status, _ in searches} == {200}  # none failed
-        known = {f"doc-{i}" for i in range(30)} | {f"live-{i}" for i in written}
-        assert all(hits and hits <= known for _, hits in searches)  # real hits, every time
-        assert reindex.active_model(store.conn) == other_model.model_name
-        assert live.embedder is other_model  # the worker followed the switch
+        for thread in threads:
+            thread.join(timeout=120)
 
-        rows = store.conn.execute("SELECT heading, text, embedding FROM chunks").fetchall()
-        expected = other_model.embed([embed_text(h, t) for h, t, _ in rows])
-        for (_, _, stored), want in zip(rows, expected, strict=True):
-            vector = np.asarray(stored.to_numpy() if hasattr(stored, "to_numpy") else stored)
-            assert vector.shape == (256,)
-            assert float(np.dot(vector, want)) > 0.999
-        count = store.conn.execute("SELECT count(*) FROM documents").fetchone()
-        assert count is not None and count[0] == 30 + len(written)
-        hits = api.post("/v1/search", json={"query": "Live document arrived"}).json()["hits"]
-        assert hits and hits[0]["doc_id"].startswith("live-")
-    live.store.conn.close()
-    store.conn.close()
+    for thread in threads:
+        thread.start()
+    embedded = reindex.reindex(
+        store,
+        other_model,
+        batch_size=16,
+        on_progress=lambda done, left: progress.release(WRITES_PER_REINDEX_BATCH),
+    )
+    stop_threads()
+    assert not any(thread.is_alive() for thread in threads)
+    assert not errors, errors
+    assert embedded >= 30 and len(written) >= 5
+    assert searches and {status for status, _ in searches} == {200}  # none failed
+    known = {f"doc-{i}" for i in range(30)} | {f"live-{i}" for i in written}
+    assert all(hits and hits <= known for _, hits in searches)  # real hits, every time
+    assert reindex.active_model(store.conn) == other_model.model_name
+    assert live.embedder is other_model  # the worker followed the switch
+
+    rows = store.conn.execute("SELECT heading, text, embedding FROM chunks").fetchall()
+    expected = other_model.embed([embed_text(h, t) for h, t, _ in rows])
+    for (_, _, stored), want in zip(rows, expected, strict=True):
+        vector = np.asarray(stored.to_numpy() if hasattr(stored, "to_numpy") else stored)
+        assert vector.shape == (256,)
+        assert float(np.dot(vector, want)) > 0.999
+    count = store.conn.execute("SELECT count(*) FROM documents").fetchone()
+    assert count is not None and count[0] == 30 + len(written)
+    hits = api.post("/v1/search", json={"query": "Live document arrived"}).json()["hits"]
+    assert hits and hits[0]["doc_id"].startswith("live-")
+
+
+def test_reindex_switches_under_a_steady_trickle_of_writes(
+    db_url: str, pipeline: Pipeline, other_model: Embedder
+) -> None:
+    """One document written after every batch the reindex embeds: a text is missing at
+    every check, and the reindex still switches (it once caught up until nothing was
+    missing, for ever under a trickle of writes)."""
+    pipeline.process(
+        [upsert(f"doc-{i}", f"Document {i} is about topic {i % 5}.") for i in range(20)]
+    )
+    rounds = itertools.count()
+
+    def write_one_more(embedded: int, left: int) -> None:
+        i = next(rounds)
+        if i > 50:
+            raise RuntimeError(f"still catching up after {i} batches ({embedded} embedded)")
+        pipeline.process([upsert(f"trickle-{i}", f"Trickle document {i} arrived late.")])
+
+    with database.connect(db_url) as conn:
+        store = Store(conn, other_model.model_name)
+        reindex.reindex(store, other_model, batch_size=16, on_progress=write_one_more)
+        assert reindex.active_model(conn) == other_model.model_name
+        assert reindex.missing(conn, other_model.model_name, 1) == []
+        row = conn.execute(
+            "SELECT count(*) FROM documents WHERE doc_id LIKE 'trickle-%'"
+        ).fetchone()
+        assert row is not None and row[0] == next(rounds)  # every batch was followed by a write
 
 
 def test_a_process_started_with_another_model_uses_the_index_model(
