@@ -127,10 +127,10 @@ def stats(client: httpx.Client) -> dict[str, Any]:
 def measure_freshness(
     client: httpx.Client, files: list[Path], root: Path, edits: int
 ) -> tuple[dict[str, list[float]], list[int]]:
-    """Edit one paragraph of one file at a time; time until a search finds the edit, found
-    by searching every 10 ms in keyword mode (a token lookup) and, every other edit, in
-    hybrid mode (each of whose searches embeds the query beside the worker's embedding of
-    the edit: the probe slows what it measures)."""
+    """Edit one paragraph of one file at a time; time until a search finds the edit,
+    searching every 10 ms in keyword mode (a token lookup) on even edits and in hybrid mode
+    on odd ones (each hybrid search embeds the query beside the worker's embedding of the
+    edit: that probe slows what it measures)."""
     latencies: dict[str, list[float]] = {"keyword": [], "hybrid": []}
     embedded = []
     for i in range(edits):

@@ -230,9 +230,14 @@ def freshness(
     }
 
 
+def _search(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(client.post("/v1/search", json=body).json())
+
+
 def _publish_to_commit(url: str) -> dict[str, float]:
-    """How long the probes took from the producer's timestamp to the worker's commit (the
-    part of publish → searchable that is Kafka and the worker, without the search)."""
+    """How long the probes took from the producer's timestamp (kafka-python stamps it at
+    send) to the worker's change row (written in the commit's transaction, just before
+    COMMIT): the part of publish → searchable that is Kafka and the worker."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
             """SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY ms)
@@ -260,9 +265,13 @@ def _probe(client: httpx.Client, producer: KafkaProducer, topic: str, i: int, wa
     if way == "read_your_writes":
         position = {"topic": topic, "partition": written.partition, "offset": written.offset}
         body |= {"wait_for": [position], "wait_timeout_ms": 10_000}
-    while not any(token in h["text"] for h in client.post("/v1/search", json=body).json()["hits"]):
+    while True:
+        answer = _search(client, body)
+        if any(token in hit["text"] for hit in answer["hits"]):
+            break
         if way == "read_your_writes":
-            raise SystemExit(f"probe {i}: a search that waited for its position missed it")
+            why = "timed out waiting" if not answer["fresh"] else "was answered without it"
+            raise SystemExit(f"probe {i}: a search that waited for its position {why}")
         time.sleep(0.005)
     return (time.perf_counter() - sent) * 1000
 

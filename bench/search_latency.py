@@ -120,14 +120,27 @@ def loaded_index(
 
 
 def forget_ingested(url: str) -> int:
-    """Drop what earlier runs' busy phases ingested into a kept index (their doc ids are
-    relative to the watched folder; loaded pages have absolute paths), so that every run
-    measures the index it loaded; the chunks left."""
+    """Drop what earlier runs' busy phases ingested into a kept index (documents of another
+    source than the loader's "bench"), with their change rows and cached vectors, so that
+    every run measures the index it loaded (and no cache collection runs while it measures);
+    the chunks left."""
     with database.connect(url) as conn:
-        dropped = conn.execute("DELETE FROM documents WHERE doc_id NOT LIKE '/%'").rowcount
+        dropped = conn.execute("DELETE FROM documents WHERE source <> 'bench'").rowcount
         if dropped:
             print(f"dropping {dropped} documents an earlier run ingested", file=sys.stderr)
-            conn.execute("VACUUM ANALYZE chunks, chunk_terms")
+            conn.execute(
+                "DELETE FROM changes c WHERE NOT EXISTS "
+                "(SELECT FROM documents d WHERE d.tenant = c.tenant AND d.doc_id = c.doc_id)"
+            )
+            conn.execute(
+                "DELETE FROM embedding_cache e WHERE NOT EXISTS "
+                "(SELECT FROM chunks c WHERE c.chunk_hash = e.chunk_hash)"
+            )
+            conn.execute("DELETE FROM cache_releases")
+            conn.execute(
+                "VACUUM ANALYZE documents, chunks, chunk_terms, bm25_totals, changes, "
+                "embedding_cache"
+            )
         row = conn.execute("SELECT count(*) FROM chunks").fetchone()
     return int(row[0]) if row else 0
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +22,16 @@ from pathlib import Path
 import httpx
 
 from bench.corpus import save_result
-from bench.search_latency import FRESHINDEX
+
+FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
+READY_WITHIN_S = 600
 
 
 def time_to_ready(data_dir: Path, port: int) -> float:
     """Seconds from launching `freshindex up` until /readyz is 200; stops it afterwards."""
     env = {**os.environ, "FRESHINDEX_DATA_DIR": str(data_dir), "FRESHINDEX_LOG_LEVEL": "WARNING"}
-    env.pop("DATABASE_URL", None)
+    for inherited in ("DATABASE_URL", "FRESHINDEX_DATABASE_URL", "FRESHINDEX_MODEL_CACHE_DIR"):
+        env.pop(inherited, None)  # a first start creates its own database and export
     inbox = data_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -37,6 +41,8 @@ def time_to_ready(data_dir: Path, port: int) -> float:
             while True:
                 if up.poll() is not None:
                     raise SystemExit(f"freshindex up exited with {up.returncode}")
+                if time.perf_counter() - started > READY_WITHIN_S:
+                    raise SystemExit(f"freshindex up was not ready within {READY_WITHIN_S} s")
                 try:
                     if client.get("/readyz").status_code == 200:
                         return time.perf_counter() - started

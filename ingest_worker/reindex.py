@@ -7,7 +7,8 @@ record the model; a worker or API with another model is refused from then on.
 
 1. Catch up: embed, with the new model, every chunk text the index holds that the new model
    has not seen (into the embedding cache, which is per model). Searches keep using the old
-   vectors meanwhile, and workers keep indexing; the loop follows until nothing is missing.
+   vectors meanwhile, and workers keep indexing; the loop goes on until a batch comes out
+   short (under a steady trickle of writes something is always missing).
 2. Switch, in one transaction: lock the chunks against writers, embed what they added since
    the catch-up if it is at most a batch (else unlock and catch up again), copy the new
    vectors into the chunks (changing the column's dimensions if needed), rebuild the HNSW
@@ -71,6 +72,8 @@ def reindex(
     steady trickle of writes leaves a few texts missing every time, and the switch embeds
     what came since (up to a batch) anyway. It cannot end while writers add a batch of
     texts in the time the new model embeds one."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     embedded = 0
     while True:
         batch = missing(store.conn, new.model_name, batch_size)
