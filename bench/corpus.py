@@ -40,6 +40,11 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def p50_p99_ms(name: str, milliseconds: list[float]) -> dict[str, float]:
+    """{name_p50_ms, name_p99_ms}, rounded to 0.1 ms."""
+    return {f"{name}_p{q}_ms": round(percentile(milliseconds, q), 1) for q in (50, 99)}
+
+
 def save_result(name: str, result: dict[str, Any], out: Path | None = None) -> None:
     """Print the result and keep it as <out>/<name>_<time>.json (default bench/results/)."""
     out = out or Path(__file__).parent / "results"

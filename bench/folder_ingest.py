@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from bench.corpus import copy_files, percentile, postgres_manual, save_result
+from bench.corpus import copy_files, p50_p99_ms, postgres_manual, save_result
 from bench.cpu import own_cpu_s, postgres_cpu_s
 from bench.retrieval import load as load_collection
 from ingest_worker import database, embedding_backends, migrations, reindex
@@ -240,11 +240,8 @@ def main() -> None:
         "b_bound_over_bare_backend_postgres_only": round(
             overlap_bound(report.chunks_embedded / bare, postgres_s, os.cpu_count() or 1), 3
         ),
-        **{
-            f"c_freshness_{mode}_probe_ms_{q}": round(percentile(times, int(q[1:])), 1)
-            for mode, times in latencies.items()
-            for q in ("p50", "p99")
-        },
+        **p50_p99_ms("c_freshness_keyword_probe", latencies["keyword"]),
+        **p50_p99_ms("c_freshness_hybrid_probe", latencies["hybrid"]),
         "c_edits": sum(len(times) for times in latencies.values()),
         "d_chunks_embedded_per_edit_mean": statistics.mean(embedded),
         "d_chunks_embedded_per_edit_max": max(embedded),

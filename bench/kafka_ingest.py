@@ -19,7 +19,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,8 +32,9 @@ import psycopg
 from kafka import KafkaProducer
 from psycopg import sql
 
-from bench.corpus import percentile, postgres_manual, save_result
+from bench.corpus import p50_p99_ms, postgres_manual, save_result
 from bench.folder_ingest import bare_model, pipeline_chunks, serve
+from bench.processes import FRESHINDEX
 from ingest_worker import database, embedding_backends, migrations
 from ingest_worker.change_log import applied_positions
 from ingest_worker.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
@@ -44,7 +44,6 @@ from ingest_worker.sources.kafka import events as kafka_events
 from ingest_worker.sources.kafka.client import end_offsets, ensure_topic
 from kafka_dev.broker import Broker
 
-FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
 PARTITIONS = 8
 
 
@@ -221,11 +220,8 @@ def freshness(
     return {
         "probes": probes,
         **_publish_to_commit(url),
-        **{
-            f"{way}_{q}_ms": round(percentile(times, int(q[1:])), 1)
-            for way, times in latencies.items()
-            for q in ("p50", "p99")
-        },
+        **p50_p99_ms("polling", latencies["polling"]),
+        **p50_p99_ms("read_your_writes", latencies["read_your_writes"]),
         "background_events_per_s": background_per_s,
     }
 

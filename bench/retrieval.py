@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -30,9 +29,9 @@ from typing import Any
 import httpx
 
 from bench.corpus import percentile, save_result
+from bench.processes import FRESHINDEX
 
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "ir" / "cranfield"
-FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
 MODES = ("vector", "keyword", "hybrid")
 DEPTH = 100  # recall@100 needs 100 documents per query
 Run = dict[str, dict[str, float]]  # query id → doc id → score

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 
 from bench.corpus import percentile, postgres_manual, save_result
+from bench.processes import FRESHINDEX, serving
 from ingest_worker import database, migrations, reindex
 from ingest_worker.embedding import SentenceTransformerEmbedder
 from ingest_worker.events import DocumentEvent, Op
@@ -41,7 +42,6 @@ from ingest_worker.parsing import parse
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 
-FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 
 
@@ -143,19 +143,6 @@ def forget_ingested(url: str) -> int:
             )
         row = conn.execute("SELECT count(*) FROM chunks").fetchone()
     return int(row[0]) if row else 0
-
-
-def serving(client: httpx.Client, process: subprocess.Popen[bytes]) -> None:
-    """Wait until the API answers /readyz."""
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
 
 
 _BLOCK_TAG = re.compile(r"<(p|li|dt|dd|td|pre|h[1-6])(\s[^>]*)?>")

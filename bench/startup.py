@@ -14,7 +14,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +21,7 @@ from pathlib import Path
 import httpx
 
 from bench.corpus import save_result
-
-FRESHINDEX = str(Path(sys.executable).with_name("freshindex"))
-READY_WITHIN_S = 600
+from bench.processes import FRESHINDEX, serving
 
 
 def time_to_ready(data_dir: Path, port: int) -> float:
@@ -38,17 +35,8 @@ def time_to_ready(data_dir: Path, port: int) -> float:
     up = subprocess.Popen([FRESHINDEX, "up", "--watch", str(inbox), "--port", str(port)], env=env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-            while True:
-                if up.poll() is not None:
-                    raise SystemExit(f"freshindex up exited with {up.returncode}")
-                if time.perf_counter() - started > READY_WITHIN_S:
-                    raise SystemExit(f"freshindex up was not ready within {READY_WITHIN_S} s")
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        return time.perf_counter() - started
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
+            serving(client, up, poll_s=0.05)
+        return time.perf_counter() - started
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(120)
