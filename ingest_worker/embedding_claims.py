@@ -1,11 +1,12 @@
 """Claims on chunk texts being embedded, so that concurrent workers embed each text once.
 
-A worker claims the hashes it is about to embed (a row per hash with a short lease, taken
-over only once expired), embeds those it won in slices (renewing the lease between slices),
-keeps their vectors in the cache, and drops the claims. For the hashes another worker holds,
-it waits for their vectors to reach the cache; if the other worker dies, its lease expires
-and the hash is claimed again. The cache is looked up again after claiming, so a text
-finished by another worker just before is not embedded twice.
+A worker claims the hashes it is about to embed (a row per hash with a short lease and the
+Postgres session that claimed it), embeds those it won in slices (renewing the lease between
+slices), keeps their vectors in the cache, and drops the claims. For the hashes another
+worker holds, it waits for their vectors to reach the cache; if the other worker dies, its
+session ends with it and the hash is claimed again at once (or, where the session outlives
+the worker, e.g. behind a pooler, once the lease expires). The cache is looked up again
+after claiming, so a text finished by another worker just before is not embedded twice.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ SLICE = 256  # texts per model call between lease renewals (~10-30 s of embeddin
 def claim(
     conn: psycopg.Connection[Any], model: str, hashes: Collection[bytes], owner: str, lease_s: float
 ) -> set[bytes]:
-    """The hashes `owner` holds now: new claims, its own renewed, expired ones taken over.
-    Sorted, so that two workers claiming overlapping sets never deadlock."""
+    """The hashes `owner` holds now: new claims, its own renewed, expired ones and those of
+    ended sessions taken over. Sorted, so that two workers claiming overlapping sets never
+    deadlock."""
     rows = conn.execute(
-        """INSERT INTO embedding_claims (model, chunk_hash, owner, expires_at)
-           SELECT %(model)s, h, %(owner)s, clock_timestamp() + %(lease)s * interval '1 second'
+        """INSERT INTO embedding_claims AS c (model, chunk_hash, owner, expires_at, backend_pid)
+           SELECT %(model)s, h, %(owner)s, clock_timestamp() + %(lease)s * interval '1 second',
+                  pg_backend_pid()
            FROM unnest(%(hashes)s::bytea[]) AS h
            ON CONFLICT (model, chunk_hash) DO UPDATE
-               SET owner = excluded.owner, expires_at = excluded.expires_at
-               WHERE embedding_claims.owner = excluded.owner
-                  OR embedding_claims.expires_at < clock_timestamp()
+               SET owner = excluded.owner, expires_at = excluded.expires_at,
+                   backend_pid = excluded.backend_pid
+               WHERE c.owner = excluded.owner
+                  OR c.expires_at < clock_timestamp()
+                  OR NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = c.backend_pid)
            RETURNING chunk_hash""",
         {"model": model, "owner": owner, "lease": lease_s, "hashes": sorted(hashes)},
     ).fetchall()

@@ -6,11 +6,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from typing import Any
 
 import numpy as np
+import psycopg
 
 from ingest_worker import database, embedding_claims
 from ingest_worker.embedding import Vector
+from tests.fix_services import wait_until
 
 
 def test_claimed_texts_are_embedded_in_slices_of_similar_length(db_url: str) -> None:
@@ -34,3 +37,26 @@ def test_claimed_texts_are_embedded_in_slices_of_similar_length(db_url: str) -> 
     slice_ = embedding_claims.SLICE
     assert [len(s) for s in slices] == [slice_, slice_, 600 - 2 * slice_]
     assert all(max(a) <= min(b) for a, b in itertools.pairwise(slices))
+
+
+def test_a_claim_of_a_session_that_ended_is_taken_over_before_its_lease_expires(
+    db_url: str,
+) -> None:
+    """A worker killed outright leaves claims behind, but its connection ends with it: its
+    successor must not wait out the lease (60 s) for the texts it was embedding."""
+    live, dead = b"held by a live session", b"held by a session that ended"
+    with database.connect(db_url) as holder:
+        assert embedding_claims.claim(holder, "m", [live], "alive", lease_s=600) == {live}
+        with database.connect(db_url) as doomed:
+            assert embedding_claims.claim(doomed, "m", [dead], "killed", lease_s=600) == {dead}
+            pid = doomed.info.backend_pid
+        with database.connect(db_url) as successor:
+            wait_until(lambda: not _session_alive(successor, pid), 10, "the session to end")
+            taken = embedding_claims.claim(successor, "m", [live, dead], "successor", 600)
+            successor.execute("DELETE FROM embedding_claims WHERE model = 'm'")
+    assert taken == {dead}
+
+
+def _session_alive(conn: psycopg.Connection[Any], pid: int) -> bool:
+    row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return bool(row and row[0])
