@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -50,6 +51,31 @@ def final_state(events: list[Event]) -> dict[str, tuple[int, str | None]]:
     return state
 
 
+def publish(bootstrap: str, topic: str, events: list[Event]) -> dict[int, int]:
+    """Publish the events at once, keyed by doc_id; partition → end offset, from the acks."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        sent = [producer.send(topic, key=key, value=value) for key, value in _encoded(events)]
+        acked = [future.get(timeout=60) for future in sent]
+    finally:
+        producer.close()
+    ends: dict[int, int] = {}
+    for record in acked:
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    return ends
+
+
+def _encoded(events: list[Event]) -> Iterator[tuple[bytes, bytes]]:
+    for e in events:
+        yield kafka_events.encode(
+            e.doc_id,
+            text=e.text,
+            content_type="text/plain",
+            version=e.version,
+            delete=e.text is None,
+        )
+
+
 def publish_in_background(
     bootstrap: str, topic: str, events: list[Event], seconds: float
 ) -> threading.Thread:
@@ -58,14 +84,7 @@ def publish_in_background(
     def run() -> None:
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         pause = seconds / max(1, len(events))
-        for e in events:
-            key, value = kafka_events.encode(
-                e.doc_id,
-                text=e.text,
-                content_type="text/plain",
-                version=e.version,
-                delete=e.text is None,
-            )
+        for key, value in _encoded(events):
             producer.send(topic, key=key, value=value)
             time.sleep(pause)
         producer.flush()
