@@ -16,12 +16,21 @@ LatestOffsets = Callable[[str], Mapping[int, int]]  # topic → partition → ne
 
 
 class CachedLatestOffsets:
-    """Kafka end offsets per topic, cached briefly (stats pages are polled)."""
+    """Kafka end offsets per topic, cached briefly (stats pages are polled), each fetch
+    bounded by a deadline.
 
-    def __init__(self, fetch: LatestOffsets, ttl_s: float = 2.0) -> None:
+    A fresh kafka-python client can wait without a timeout for a broker that came back
+    (its bootstrap after an outage; seen in the broker-restart test), so the fetch runs on a
+    daemon thread, at most one per topic, and a caller waits for it at most `timeout_s`:
+    past that the lag is unknown (None) rather than the request hung. A late answer still
+    fills the cache for the next caller."""
+
+    def __init__(self, fetch: LatestOffsets, ttl_s: float = 2.0, timeout_s: float = 5.0) -> None:
         self._fetch = fetch
         self._ttl_s = ttl_s
+        self._timeout_s = timeout_s
         self._cache: dict[str, tuple[float, Mapping[int, int] | None]] = {}
+        self._in_flight: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
     def __call__(self, topic: str) -> Mapping[int, int] | None:
@@ -29,6 +38,22 @@ class CachedLatestOffsets:
             cached = self._cache.get(topic)
             if cached and time.monotonic() - cached[0] < self._ttl_s:
                 return cached[1]
+            fetching = self._in_flight.get(topic)
+            if fetching is None:
+                fetching = threading.Thread(
+                    target=self._refresh, args=(topic,), name=f"kafka-offsets-{topic}", daemon=True
+                )
+                self._in_flight[topic] = fetching
+                fetching.start()
+        fetching.join(self._timeout_s)
+        if fetching.is_alive():
+            log.warning("Kafka has not told the end offsets of %s yet: lag unknown", topic)
+            return None
+        with self._lock:
+            cached = self._cache.get(topic)
+        return cached[1] if cached else None
+
+    def _refresh(self, topic: str) -> None:
         try:
             offsets: Mapping[int, int] | None = self._fetch(topic)
         except Exception as e:  # Kafka away: lag unknown, the rest of the stats still useful
@@ -36,7 +61,7 @@ class CachedLatestOffsets:
             offsets = None
         with self._lock:
             self._cache[topic] = (time.monotonic(), offsets)
-        return offsets
+            del self._in_flight[topic]
 
 
 def with_lag(

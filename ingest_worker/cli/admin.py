@@ -60,13 +60,13 @@ def reindex(
 def status() -> None:
     """Documents, chunks, counters, dead letters and the last change, from the database."""
     from ingest_worker.database import connect
-    from query_api.lag import with_lag
+    from query_api.lag import CachedLatestOffsets, with_lag
     from query_api.queries import stats
 
     settings = runtime.settings_from(log_level="WARNING")
     with connect(runtime.prepare_database(settings)) as conn:
         counts = stats(conn)
-    sources = with_lag(counts.pop("sources"), runtime.latest_offsets(settings))
+    sources = with_lag(counts.pop("sources"), CachedLatestOffsets(runtime.latest_offsets(settings)))
     holds = counts.pop("deletes_held")
     for name, value in counts.items():
         typer.echo(f"{name:24} {value}")
