@@ -131,11 +131,11 @@ class Settings(BaseSettings):
     )
     kafka_batch_size: int = Field(default=256, ge=1, description="Events per micro-batch.")
     kafka_batch_wait_s: float = Field(
-        default=0.01,
+        default=0.0,
         ge=0,
-        description="How long a micro-batch waits to fill. Short, so an event on an idle "
-        "worker is applied at once; under load batches fill anyway while the previous one is "
-        "embedded.",
+        description="How long a micro-batch waits for one more event once none is queued. "
+        "0: an event on an idle worker is applied at once; under load a batch is every event "
+        "that arrived while the previous one was embedded.",
     )
     kafka_security_protocol: str = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."

@@ -34,6 +34,7 @@ from ingest_worker.retrying import until_done
 from ingest_worker.settings import Settings
 from ingest_worker.sources.kafka import debezium
 from ingest_worker.sources.kafka import events as kafka_events
+from ingest_worker.sources.kafka.batching import ready_batches
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,9 @@ def build_app(
         )
 
     @app.agent(topic, name="freshindex-ingest")
-    async def ingest(stream: Any) -> None:  # a faust Stream; StreamT lacks take_events
-        async for batch in stream.take_events(
-            settings.kafka_batch_size, within=settings.kafka_batch_wait_s
+    async def ingest(stream: Any) -> None:  # a faust Stream (see batching.Stream)
+        async for batch in ready_batches(
+            stream, settings.kafka_batch_size, settings.kafka_batch_wait_s
         ):
             await batches.handle([e.message for e in batch])
 
