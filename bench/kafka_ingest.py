@@ -7,10 +7,11 @@ Genuine Apache Kafka (kafka_dev), embedded Postgres, `freshindex worker kafka` p
 Bulk: the worker(s) start and settle on an 8-partition topic, then the PostgreSQL manual's
 HTML files are published as one burst of events (content_base64, text/html); throughput =
 chunks embedded / (first send → every event applied). The bare model encodes exactly the
-chunks the pipeline makes of those files (same batch size) in the same run. Freshness: one
-worker, probes published one at a time, idle and beside 5 background events/s; every other
-probe is found by searching again every 5 ms, the others by one search that waits for the
-probe's Kafka position (read-your-writes).
+chunks the pipeline makes of those files in the same run, before and after: with torch
+(what our peers run) and with the backend the workers use (`FRESHINDEX_EMBED_BACKEND`,
+default auto). Freshness: one worker, probes published one at a time, idle and beside 5
+background events/s; every other probe is found by searching again every 5 ms, the others by
+one search that waits for the probe's Kafka position (read-your-writes).
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ def wait(predicate: Any, timeout: float = 600) -> None:
         time.sleep(0.1)
 
 
-def worker_env(url: str, broker: Broker, topic: str) -> dict[str, str]:
+def worker_env(url: str, broker: Broker, topic: str, work: Path) -> dict[str, str]:
+    # The workers share the bench's model export and backend choice (timed once, in its folder).
     return {
+        "FRESHINDEX_MODEL_CACHE_DIR": str(work / "models"),
         "DATABASE_URL": url,
         "FRESHINDEX_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "FRESHINDEX_KAFKA_TOPIC": topic,
@@ -130,7 +133,7 @@ def bulk(
 ) -> dict[str, Any]:
     topic = topic or f"bulk{workers}"
     url = fresh_database(work, topic, server_url)
-    env = worker_env(url, broker, topic)
+    env = worker_env(url, broker, topic, work)
     settings = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic=topic)
     ensure_topic(settings, topic, PARTITIONS)
     producer = KafkaProducer(
@@ -182,7 +185,7 @@ def freshness(
 ) -> dict[str, Any]:
     topic = f"fresh-{background_per_s}"
     url = fresh_database(work, topic, server_url)
-    env = worker_env(url, broker, topic)
+    env = worker_env(url, broker, topic, work)
     ensure_topic(Settings(kafka_bootstrap_servers=broker.bootstrap), topic, PARTITIONS)
     processes = start_workers(1, env, work)
     port = 8766 + background_per_s
@@ -298,27 +301,43 @@ def main() -> None:
                 "kafka_freshness", freshness_idle_and_loaded(args.probes, broker, server_url, work)
             )
             return
-        embedder = SentenceTransformerEmbedder()
-        embedder.embed(["warm up"] * 32)
-        texts = pipeline_chunks(files, embedder)
-        bare_before = bare_model(embedder, texts)
+        # The bare model both as our peers run it (torch) and as the workers do (the
+        # backend FRESHINDEX_EMBED_BACKEND picks, default auto), before and after the bulks.
+        bare_models = {
+            "torch": SentenceTransformerEmbedder(),
+            "backend": embedding_backends.load(
+                DEFAULT_MODEL,
+                Settings().embed_backend,
+                embedding_backends.Options(cache_dir=work / "models"),
+            ),
+        }
+        for model in bare_models.values():
+            model.embed(["warm up"] * 32)
+        texts = pipeline_chunks(files, bare_models["backend"])
+        runs = {name: [bare_model(model, texts)] for name, model in bare_models.items()}
         one = bulk(1, files, broker, server_url, work)
         two = bulk(2, files, broker, server_url, work)
-        bare_after = bare_model(embedder, texts)
-        del embedder
+        for name, model in reversed(bare_models.items()):
+            runs[name].append(bare_model(model, texts))
+        backend = getattr(bare_models["backend"], "backend", "torch")
+        del bare_models
         fresh = freshness_idle_and_loaded(args.probes, broker, server_url, work)
-    bare = (bare_before + bare_after) / 2
-    result = {
+    bare = {name: sum(r) / len(r) for name, r in runs.items()}
+    result: dict[str, Any] = {
         "corpus": f"postgresql-doc-15 HTML, first {len(files)} files, as Kafka events",
+        "backend": backend,
         "chunks": len(texts),
-        "bare_model_chunks_per_s": round(bare, 2),
-        "bare_model_runs": [round(bare_before, 2), round(bare_after, 2)],
         "bulk_1_worker": one,
-        "bulk_1_worker_over_bare": round(one["chunks_per_s"] / bare, 3),
         "bulk_2_workers": two,
-        "bulk_2_workers_over_bare": round(two["chunks_per_s"] / bare, 3),
         "freshness": fresh,
     }
+    for name in bare:
+        result[f"bare_{name}_chunks_per_s"] = round(bare[name], 2)
+        result[f"bare_{name}_runs"] = [round(r, 2) for r in runs[name]]
+        for workers, measured in (("1_worker", one), ("2_workers", two)):
+            result[f"bulk_{workers}_over_bare_{name}"] = round(
+                measured["chunks_per_s"] / bare[name], 3
+            )
     save_result("kafka_ingest", result)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from ingest_worker import model_export
 from ingest_worker.embedding import resolve_model_path
-from ingest_worker.embedding_backends import EXACT_COSINE, Check, choose
+from ingest_worker.embedding_backends import EXACT_COSINE, Check, choose, race
 from ingest_worker.errors import ConfigurationError
 from ingest_worker.exported_embedder import mean_pool, token_batches
 
@@ -51,6 +52,29 @@ def test_auto_takes_the_fastest_exact_backend() -> None:
     )
     assert choose("auto", checks) == "openvino"  # bf16 is faster but not exact here
     assert choose("auto", _checks(torch=(1.0, 10.0), onnx=(1.0, 9.0))) == "torch"
+
+
+def test_backends_are_timed_in_turns_so_a_burst_of_load_does_not_pick_one() -> None:
+    """Seen on a first start beside another process's export: torch 26.9 check texts/s,
+    openvino-bf16 26.6 (63 alone), so `auto` kept torch for good. Here a burst of load
+    quadruples the 4th to 6th model calls: all of one backend's runs if each backend were
+    timed three times in a row, one of each backend's runs when they take turns."""
+    now, calls = [0.0], [0]
+
+    def backend(cost: float) -> Callable[[], float]:
+        def embed() -> float:
+            calls[0] += 1
+            now[0] += cost * (4 if calls[0] in (4, 5, 6) else 1)
+            return cost
+
+        return embed
+
+    timed = race({"torch": backend(1.0), "openvino": backend(0.5)}, clock=lambda: now[0])
+    assert {name: seconds for name, (_, seconds) in timed.items()} == {
+        "torch": 1.0,
+        "openvino": 0.5,
+    }
+    assert calls[0] == 6  # three rounds, the first a warm-up
 
 
 def test_an_inexact_backend_is_refused_with_what_to_do() -> None:
