@@ -30,6 +30,7 @@ import httpx
 
 from bench.corpus import percentile, save_result
 from bench.processes import FRESHINDEX
+from ingest_worker import database
 
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "ir" / "cranfield"
 MODES = ("vector", "keyword", "hybrid")
@@ -176,44 +177,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--k1", type=float, default=1.2)
     parser.add_argument("--b", type=float, default=0.75)
     parser.add_argument("--results", type=Path, default=None, help="Default: bench/results/.")
+    parser.add_argument(
+        "--tmp", type=Path, default=None, help="Where its scratch folder goes (default: TMPDIR)."
+    )
     args = parser.parse_args(argv)
     collection = load(args.collection, args.limit)
-    work = Path(tempfile.mkdtemp(prefix="freshindex-retrieval-"))
-    env = {"FRESHINDEX_DATA_DIR": str(work / "data"), "FRESHINDEX_LOG_LEVEL": "WARNING",
-           "FRESHINDEX_BM25_K1": str(args.k1), "FRESHINDEX_BM25_B": str(args.b)}  # fmt: skip
-    env.pop("DATABASE_URL", None)
-    write_folder(collection, work / "corpus")
-    print(f"{len(collection.corpus)} documents, {len(collection.queries)} queries; indexing")
-    started = time.perf_counter()
-    subprocess.run(
-        [FRESHINDEX, "worker", "folder", str(work / "corpus"), "--once"],
-        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, **env},
-        check=True,
-    )
-    ingest_s = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "collection": str(args.collection),
-        "documents": len(collection.corpus),
-        "queries": len(collection.queries),
-        "k1": args.k1,
-        "b": args.b,
-        "ingest_s": round(ingest_s, 1),
-    }
-    with running_api(env, args.port, work / "api.log") as client:
-        from ingest_worker import database
-
-        url = database.start_embedded(work / "data")
-        chunks = indexed_chunks(url)
-        result["chunks"] = len(chunks)
-        for mode in MODES:
-            search_all(client, dict(list(collection.queries.items())[:5]), mode)  # warm up
-            run, latencies = search_all(client, collection.queries, mode)
-            result[mode] = {**quality(collection.qrels, run),
-                            "p50_ms": round(percentile(latencies, 50), 1),
-                            "p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
-        reference = reference_bm25(chunks, collection.queries, args.k1, args.b)
-        result["reference_bm25 (bm25s)"] = quality(collection.qrels, reference)
-    shutil.rmtree(work, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix="freshindex-retrieval-", dir=args.tmp))
+    try:
+        env = {"FRESHINDEX_DATA_DIR": str(work / "data"), "FRESHINDEX_LOG_LEVEL": "WARNING",
+               "FRESHINDEX_BM25_K1": str(args.k1), "FRESHINDEX_BM25_B": str(args.b)}  # fmt: skip
+        env.pop("DATABASE_URL", None)
+        write_folder(collection, work / "corpus")
+        print(f"{len(collection.corpus)} documents, {len(collection.queries)} queries; indexing")
+        started = time.perf_counter()
+        subprocess.run(
+            [FRESHINDEX, "worker", "folder", str(work / "corpus"), "--once"],
+            env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, **env},
+            check=True,
+        )
+        ingest_s = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "collection": str(args.collection),
+            "documents": len(collection.corpus),
+            "queries": len(collection.queries),
+            "k1": args.k1,
+            "b": args.b,
+            "ingest_s": round(ingest_s, 1),
+        }
+        with running_api(env, args.port, work / "api.log") as client:
+            url = database.start_embedded(work / "data")
+            chunks = indexed_chunks(url)
+            result["chunks"] = len(chunks)
+            for mode in MODES:
+                search_all(client, dict(list(collection.queries.items())[:5]), mode)  # warm up
+                run, latencies = search_all(client, collection.queries, mode)
+                result[mode] = {**quality(collection.qrels, run),
+                                "p50_ms": round(percentile(latencies, 50), 1),
+                                "p99_ms": round(percentile(latencies, 99), 1)}  # fmt: skip
+            reference = reference_bm25(chunks, collection.queries, args.k1, args.b)
+            result["reference_bm25 (bm25s)"] = quality(collection.qrels, reference)
+    finally:  # the in-process attachment would otherwise keep the server up after its folder
+        database.stop_embedded(work / "data")
+        shutil.rmtree(work, ignore_errors=True)
     save_result("retrieval", result, args.results)
     return result
 
