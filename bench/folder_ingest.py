@@ -77,6 +77,18 @@ def write_collection(collection: Path, root: Path, limit: int | None) -> list[Pa
     return files
 
 
+def bare_models(cache_dir: Path) -> tuple[Embedder, Embedder, str]:
+    """The model as our peers run it (torch) and as the workers do (the backend
+    FRESHINDEX_EMBED_BACKEND picks, default auto), both warmed up, and that backend's name."""
+    torch = SentenceTransformerEmbedder()
+    embedder = embedding_backends.load(
+        DEFAULT_MODEL, Settings().embed_backend, embedding_backends.Options(cache_dir=cache_dir)
+    )
+    for model in (torch, embedder):
+        model.embed(["warm up the model"] * 32)
+    return torch, embedder, getattr(embedder, "backend", "torch")
+
+
 def bare_model(embedder: Embedder, texts: list[str]) -> float:
     started = time.perf_counter()
     embedder.embed(texts)
@@ -179,14 +191,7 @@ def main() -> None:
     url = database.start_embedded(work / "data")
     with database.connect(url) as conn:
         migrations.apply(conn)
-    torch = SentenceTransformerEmbedder()
-    backend = Settings().embed_backend
-    embedder = embedding_backends.load(
-        DEFAULT_MODEL, backend, embedding_backends.Options(cache_dir=work / "models")
-    )
-    chosen = getattr(embedder, "backend", "torch")
-    for model in (torch, embedder):
-        model.embed(["warm up the model"] * 32)
+    torch, embedder, chosen = bare_models(work / "models")
 
     texts = pipeline_chunks(files, embedder)
     torch_before = bare_model(torch, texts)

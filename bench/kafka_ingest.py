@@ -34,11 +34,11 @@ from kafka import KafkaProducer
 from psycopg import sql
 
 from bench.corpus import p50_p99_ms, postgres_manual, save_result
-from bench.folder_ingest import bare_model, pipeline_chunks, serve
+from bench.folder_ingest import bare_model, bare_models, pipeline_chunks, serve
 from bench.processes import FRESHINDEX
 from ingest_worker import database, embedding_backends, migrations
 from ingest_worker.change_log import applied_positions
-from ingest_worker.embedding import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
+from ingest_worker.embedding import DEFAULT_MODEL, Embedder
 from ingest_worker.positions import caught_up
 from ingest_worker.settings import Settings
 from ingest_worker.sources.kafka import events as kafka_events
@@ -301,26 +301,15 @@ def main() -> None:
                 "kafka_freshness", freshness_idle_and_loaded(args.probes, broker, server_url, work)
             )
             return
-        # The bare model both as our peers run it (torch) and as the workers do (the
-        # backend FRESHINDEX_EMBED_BACKEND picks, default auto), before and after the bulks.
-        bare_models = {
-            "torch": SentenceTransformerEmbedder(),
-            "backend": embedding_backends.load(
-                DEFAULT_MODEL,
-                Settings().embed_backend,
-                embedding_backends.Options(cache_dir=work / "models"),
-            ),
-        }
-        for model in bare_models.values():
-            model.embed(["warm up"] * 32)
-        texts = pipeline_chunks(files, bare_models["backend"])
-        runs = {name: [bare_model(model, texts)] for name, model in bare_models.items()}
+        torch, embedder, backend = bare_models(work / "models")  # timed before and after
+        models = {"torch": torch, "backend": embedder}
+        texts = pipeline_chunks(files, embedder)
+        runs = {name: [bare_model(model, texts)] for name, model in models.items()}
         one = bulk(1, files, broker, server_url, work)
         two = bulk(2, files, broker, server_url, work)
-        for name, model in reversed(bare_models.items()):
+        for name, model in reversed(models.items()):
             runs[name].append(bare_model(model, texts))
-        backend = getattr(bare_models["backend"], "backend", "torch")
-        del bare_models
+        del torch, embedder, models
         fresh = freshness_idle_and_loaded(args.probes, broker, server_url, work)
     bare = {name: sum(r) / len(r) for name, r in runs.items()}
     result: dict[str, Any] = {
