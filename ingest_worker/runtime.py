@@ -270,7 +270,7 @@ def serve_api(settings: Settings, url: str, stop: threading.Event) -> None:
 
     from ingest_worker import api_keys
     from query_api.app import create_app
-    from query_api.queries import Bm25
+    from query_api.bm25 import Bm25
 
     stop_on_sigterm(stop)
     load = embedder_loader(settings)

@@ -18,8 +18,8 @@ from fastapi.staticfiles import StaticFiles
 
 from ingest_worker.embedding import Embedder
 from query_api.auth import BodyLimit
+from query_api.bm25 import DEFAULT_BM25, Bm25
 from query_api.lag import CachedLatestOffsets, LatestOffsets
-from query_api.queries import DEFAULT_BM25, Bm25
 from query_api.routes import admin, changes, documents, health, page, search
 from query_api.state import ApiState
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ from psycopg.types.json import Jsonb
 
 from ingest_worker import delete_guard
 from ingest_worker.sources.kafka.events import source_name
-from query_api import keywords
 from query_api.models import SearchFilter, WaitForDocument, WaitForPosition
 
 _COUNTERS = (
@@ -36,9 +34,7 @@ _HIT_FIELDS = """SELECT c.id, c.doc_id, c.ordinal, c.text, c.heading, d.title, d
                  WHERE c.id = ANY(%(ids)s)"""
 
 
-def _filters(
-    where: SearchFilter, required: str = ""
-) -> tuple[list[sql.Composable], dict[str, Any]]:
+def filters(where: SearchFilter, required: str = "") -> tuple[list[sql.Composable], dict[str, Any]]:
     conditions: list[sql.Composable] = [sql.SQL("c.tenant = %(tenant)s")]
     params: dict[str, Any] = {"tenant": where.tenant, "required": required}
     if required:
@@ -70,7 +66,7 @@ def vector_search(
 ) -> list[Ranked]:
     """The k chunks nearest to `vector` that pass the filter (and match `required`, in
     web-search syntax, when given); score = cosine similarity."""
-    conditions, params = _filters(where, required)
+    conditions, params = filters(where, required)
     query = sql.SQL(
         """SELECT c.id, c.doc_id, 1 - (c.embedding <=> %(vector)s) AS score FROM chunks c
            WHERE {conditions} ORDER BY c.embedding <=> %(vector)s LIMIT %(k)s"""
@@ -91,81 +87,6 @@ def _transaction(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextMan
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
         return contextlib.nullcontext()
     return conn.transaction()
-
-
-@dataclass(frozen=True, slots=True)
-class Bm25:
-    """Okapi BM25's parameters: term-frequency saturation and length normalisation."""
-
-    k1: float = 1.2
-    b: float = 0.75
-
-
-DEFAULT_BM25 = Bm25()
-
-# Okapi BM25 over chunk_terms (see migrations/0006_bm25.sql), Lucene's idf, the tenant's
-# statistics. A term's document frequency is an index-only count of its postings; the
-# candidates (chunks sharing a query lexeme) are scored in one hash aggregation.
-_BM25_SCORED = """
-WITH q AS (
-    SELECT lexeme, array_length(positions, 1) AS qtf
-    FROM unnest(to_tsvector('english', %(terms)s))
-), totals AS (
-    SELECT sum(chunks)::float8 AS n, sum(tokens)::float8 / nullif(sum(chunks), 0) AS avgdl
-    FROM bm25_totals WHERE tenant = %(tenant)s
-), weights AS MATERIALIZED (
-    SELECT q.lexeme, q.qtf * ln(1 + (t.n - df.n + 0.5) / (df.n + 0.5)) AS idf, t.avgdl
-    FROM q CROSS JOIN totals t CROSS JOIN LATERAL (
-        SELECT count(*)::float8 AS n FROM chunk_terms p
-        WHERE p.tenant = %(tenant)s AND p.lexeme = q.lexeme
-    ) df
-    WHERE df.n > 0
-), scored AS (
-    SELECT p.chunk_id, sum(
-        w.idf * p.tf / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.length / w.avgdl))
-    ) AS score
-    FROM weights w JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.lexeme = w.lexeme
-    GROUP BY p.chunk_id
-)
-"""
-# With no filter beyond the tenant (chunk_terms is per tenant) the k best are taken by a
-# top-k sort; otherwise filters and the query's required part are checked best-first on the
-# chunk rows, and the scan stops after k rows pass.
-_BM25_TOP = """
-SELECT s.chunk_id AS id, c.doc_id, s.score::float8 AS score
-FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id LIMIT %(k)s) s
-JOIN chunks c ON c.id = s.chunk_id
-ORDER BY s.score DESC, s.chunk_id
-"""
-_BM25_FILTERED = """
-SELECT s.chunk_id AS id, hit.doc_id, s.score::float8 AS score
-FROM (SELECT * FROM scored ORDER BY score DESC, chunk_id) s
-CROSS JOIN LATERAL (SELECT c.doc_id FROM chunks c WHERE c.id = s.chunk_id AND {conditions}) hit
-ORDER BY s.score DESC, s.chunk_id
-LIMIT %(k)s
-"""
-
-
-def keyword_search(
-    conn: psycopg.Connection[Any],
-    text: str,
-    k: int,
-    where: SearchFilter,
-    bm25: Bm25 = DEFAULT_BM25,
-) -> list[Ranked]:
-    """Okapi BM25 (English stemming): chunks sharing any word of `text`, best first;
-    web-search syntax narrows them ("a phrase" must appear, -word must not)."""
-    query = keywords.read(text)
-    conditions, params = _filters(where, query.required)
-    statement: sql.Composable
-    if len(conditions) == 1:  # the tenant's: chunk_terms holds only its chunks' terms
-        statement = sql.SQL(_BM25_SCORED + _BM25_TOP)
-    else:
-        filtered = sql.SQL(_BM25_FILTERED).format(conditions=sql.SQL(" AND ").join(conditions))
-        statement = sql.SQL(_BM25_SCORED) + filtered
-    params |= {"terms": query.terms, "k": k, "k1": bm25.k1, "b": bm25.b}
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(statement, params).fetchall()
 
 
 def hits(conn: psycopg.Connection[Any], ranked: Sequence[Ranked]) -> list[dict[str, Any]]:

@@ -4,9 +4,10 @@ the answer is."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import psycopg_pool
 from ingest_worker import reindex
 from ingest_worker.embedding import Embedder, Vector
 from query_api import keywords, queries, ranking, snapshots
+from query_api.bm25 import DEFAULT_BM25, Bm25, keyword_search
 from query_api.lag import CachedLatestOffsets, with_lag
 from query_api.listener import ChangeListener
 from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, SourceFreshness
@@ -23,6 +25,9 @@ from query_api.models import Freshness, Hit, SearchRequest, SearchResponse, Sour
 EmbedderFor = Callable[[str | None], Embedder]  # the loaded model, or the one named
 FUSION_DEPTH = 4  # hybrid mode fuses the top 4k of each ranking,
 FUSION_CANDIDATES = 100  # and at least the top 100
+# A keyword ranking is split among this many connections (query_api.bm25): the cores of
+# the machine this was measured on; more help a Postgres with more cores.
+KEYWORD_PARTS = 2
 _HALVES = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="keyword-half")
 
 
@@ -33,7 +38,7 @@ def answer(
     listener: ChangeListener,
     lag_probe: CachedLatestOffsets | None,
     read_pool: psycopg_pool.ConnectionPool[Any] | None = None,
-    bm25: queries.Bm25 = queries.DEFAULT_BM25,
+    bm25: Bm25 = DEFAULT_BM25,
 ) -> SearchResponse:
     """Wait on the primary (`pool`, where workers commit and NOTIFY), then rank on
     `read_pool` (a streaming replica; default the primary) once it has replayed that far."""
@@ -66,7 +71,7 @@ def _rank_with_the_index_model(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
     embedder_for: EmbedderFor,
-    bm25: queries.Bm25,
+    bm25: Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rank with the model the index uses, read once per search, after the query: a
@@ -98,7 +103,7 @@ def _rank(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
     query_vector: QueryVector | None,
-    bm25: queries.Bm25,
+    bm25: Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The k best chunks, or with `group_by` the k best documents, and how fresh they are,
@@ -114,41 +119,76 @@ def _rank_in_snapshot(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
     query_vector: QueryVector | None,
-    bm25: queries.Bm25,
+    bm25: Bm25,
     pool: psycopg_pool.ConnectionPool[Any],
 ) -> list[dict[str, Any]]:
     """The k best chunks; with `group_by` chunks ranked ever deeper until k distinct
     documents are among them (or there are no more chunks)."""
     hybrid = request.mode == "hybrid"
-    if request.group_by is None:
-        depth = _fusion_depth(request.k) if hybrid else request.k
-        ranked, _ = _ranking(conn, request, query_vector, bm25, depth, pool, _Memo(depth))
-        return queries.hits(conn, ranked[: request.k])
-    depth = request.k * request.chunks_per_document
-    depth = _fusion_depth(depth) if hybrid else depth
-    # BM25's cost hardly depends on depth: rank by keywords once, deep, then cut that.
-    keyword_memo = _Memo(queries.MAX_DEPTH)
-    while True:
-        ranked, complete = _ranking(conn, request, query_vector, bm25, depth, pool, keyword_memo)
-        documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
-        if len(documents) == request.k or complete or depth >= queries.MAX_DEPTH:
-            return _document_hits(conn, documents)
-        depth = min(depth * 4, queries.MAX_DEPTH)
+    wanted = {"vector": 0, "keyword": KEYWORD_PARTS - 1, "hybrid": KEYWORD_PARTS}[request.mode]
+    with _spares(conn, pool, wanted) as spares:
+        # Hybrid ranks by keywords on the spares while `conn` ranks by vector.
+        keyword_readers = spares if hybrid and spares else [conn, *spares]
+        if request.group_by is None:
+            depth = _fusion_depth(request.k) if hybrid else request.k
+            memo = _Memo(depth, keyword_readers)
+            ranked, _ = _ranking(conn, request, query_vector, bm25, depth, memo)
+            return queries.hits(conn, ranked[: request.k])
+        depth = request.k * request.chunks_per_document
+        depth = _fusion_depth(depth) if hybrid else depth
+        # Ranked by keywords as deep as the next round needs: most searches need one round
+        # (187 of 200 title queries on the 100k-chunk manuals), most others two.
+        memo = _Memo(min(depth * 4, queries.MAX_DEPTH), keyword_readers)
+        while True:
+            ranked, complete = _ranking(conn, request, query_vector, bm25, depth, memo)
+            documents = ranking.by_document(ranked, request.k, request.chunks_per_document)
+            if len(documents) == request.k or complete or depth >= queries.MAX_DEPTH:
+                return _document_hits(conn, documents)
+            depth = min(depth * 4, queries.MAX_DEPTH)
+
+
+@contextlib.contextmanager
+def _spares(
+    conn: psycopg.Connection[Any], pool: psycopg_pool.ConnectionPool[Any], wanted: int
+) -> Iterator[list[psycopg.Connection[Any]]]:
+    """Up to `wanted` more connections reading `conn`'s snapshot: as many as the pool can
+    spare at once (waiting for one could deadlock a busy pool) and that can share the
+    snapshot at once (not while a rewrite waits for its locks; not on another replica)."""
+    with contextlib.ExitStack() as held:
+        spares: list[psycopg.Connection[Any]] = []
+        snapshot = snapshots.export(conn) if wanted else ""
+        for _ in range(wanted):
+            try:
+                spare = pool.getconn(timeout=0.001)
+            except psycopg_pool.PoolTimeout:
+                break
+            held.callback(pool.putconn, spare)
+            try:
+                held.enter_context(snapshots.read_only(spare, snapshot))
+            except psycopg.Error:
+                break
+            spares.append(spare)
+        yield spares
 
 
 @dataclass
 class _Memo:
-    """A search's keyword ranking, `depth` deep, ranked on first use."""
+    """A search's keyword ranking on `readers` (one snapshot; the ranking is split among
+    them), `depth` deep or deeper, ranked on first use and again only if asked deeper."""
 
     depth: int
+    readers: list[psycopg.Connection[Any]]
     ranked: list[queries.Ranked] | None = None
 
     def keyword_ranking(
-        self, conn: psycopg.Connection[Any], request: SearchRequest, bm25: queries.Bm25
+        self, request: SearchRequest, bm25: Bm25, depth: int
     ) -> list[queries.Ranked]:
-        if self.ranked is None:
-            self.ranked = queries.keyword_search(
-                conn, request.query, self.depth, request.filter, bm25
+        """At least `depth` deep (fewer: every chunk that matches), ties by chunk id, so
+        it can be cut anywhere."""
+        if self.ranked is None or len(self.ranked) == self.depth < depth:
+            self.depth = max(self.depth, depth)
+            self.ranked = keyword_search(
+                self.readers, request.query, self.depth, request.filter, bm25
             )
         return self.ranked
 
@@ -161,22 +201,19 @@ def _ranking(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
     query_vector: QueryVector | None,
-    bm25: queries.Bm25,
+    bm25: Bm25,
     depth: int,
-    pool: psycopg_pool.ConnectionPool[Any],
     keyword_memo: _Memo,
 ) -> tuple[list[queries.Ranked], bool]:
     """Chunks ranked `depth` deep (hybrid: both halves that deep, all of them fused), and
     whether that is every chunk that matches."""
-    if query_vector is None:  # (the keyword ranking is sorted, ties by id: cut it anywhere)
-        ranked = keyword_memo.keyword_ranking(conn, request, bm25)[:depth]
+    if query_vector is None:
+        ranked = keyword_memo.keyword_ranking(request, bm25, depth)[:depth]
         return ranked, len(ranked) < depth
     if request.mode == "vector":
         ranked = queries.vector_search(conn, query_vector(), depth, request.filter)
         return ranked, len(ranked) < depth
-    by_vector, by_keyword = _hybrid_halves(
-        conn, request, query_vector, bm25, depth, pool, keyword_memo
-    )
+    by_vector, by_keyword = _hybrid_halves(conn, request, query_vector, bm25, depth, keyword_memo)
     halves = by_vector, by_keyword[:depth]
     return ranking.fuse(halves), all(len(half) < depth for half in halves)
 
@@ -185,45 +222,27 @@ def _hybrid_halves(
     conn: psycopg.Connection[Any],
     request: SearchRequest,
     query_vector: QueryVector,
-    bm25: queries.Bm25,
+    bm25: Bm25,
     depth: int,
-    pool: psycopg_pool.ConnectionPool[Any],
     keyword_memo: _Memo,
 ) -> tuple[list[queries.Ranked], list[queries.Ranked]]:
-    """The vector ranking `depth` deep and the keyword ranking `keyword_memo.depth` deep
-    (from the memo if it ran before). The keyword half runs on a second connection, in this
-    one's snapshot, while the query is embedded and the vector half runs, when the pool has
-    a connection to spare at once (waiting for one could deadlock a busy pool); else one
-    after the other."""
+    """The vector ranking and the keyword ranking, `depth` deep or deeper (from the memo if
+    it ran that deep before). When the keyword ranking has readers of its own, it
+    runs there while the query is embedded and the vector half runs; else after it."""
     required = keywords.read(request.query).required  # "a phrase", -word narrow both halves
 
     def by_vector() -> list[queries.Ranked]:
         return queries.vector_search(conn, query_vector(), depth, request.filter, required)
 
-    if keyword_memo.ranked is not None:
-        return by_vector(), keyword_memo.ranked
+    if keyword_memo.ranked is not None or conn in keyword_memo.readers:
+        vector_half = by_vector()
+        return vector_half, keyword_memo.keyword_ranking(request, bm25, depth)
+    keyword_half = _HALVES.submit(keyword_memo.keyword_ranking, request, bm25, depth)
     try:
-        spare = pool.getconn(timeout=0.001)
-    except psycopg_pool.PoolTimeout:
-        return by_vector(), keyword_memo.keyword_ranking(conn, request, bm25)
-    try:
-        snapshot = snapshots.export(conn)
-
-        def in_snapshot() -> list[queries.Ranked]:
-            with snapshots.read_only(spare, snapshot):
-                return keyword_memo.keyword_ranking(spare, request, bm25)
-
-        keyword_half = _HALVES.submit(in_snapshot)
-        try:
-            vector_half = by_vector()
-        finally:
-            concurrent.futures.wait([keyword_half])  # the spare is in use until then
+        vector_half = by_vector()
     finally:
-        pool.putconn(spare)
-    try:
-        return vector_half, keyword_half.result()
-    except psycopg.Error:  # not shareable at once (a rewrite waits; another replica)
-        return vector_half, keyword_memo.keyword_ranking(conn, request, bm25)
+        concurrent.futures.wait([keyword_half])  # its readers are in use until then
+    return vector_half, keyword_half.result()
 
 
 def _document_hits(

@@ -15,10 +15,10 @@ from pgvector.psycopg import register_vector
 from prometheus_client import CollectorRegistry
 
 from ingest_worker.embedding import Embedder
+from query_api.bm25 import Bm25
 from query_api.index_metrics import IndexCollector
 from query_api.lag import CachedLatestOffsets
 from query_api.listener import ChangeListener
-from query_api.queries import Bm25
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _open_pool(url: str) -> Pool:
     """Opened in the background: the API starts (and /readyz says why) while Postgres is away."""
     pool: Pool = psycopg_pool.ConnectionPool(
         url,
-        min_size=2,  # a hybrid search runs its keyword half on a second connection
+        min_size=3,  # a hybrid search ranks by keywords on two more connections (bm25)
         max_size=8,
         open=False,
         timeout=5.0,
