@@ -74,16 +74,15 @@ def weights(
     counts: Sequence[Sequence[tuple[str, int, int]]], chunks: float
 ) -> tuple[list[str], list[float], int]:
     """The query's lexemes that occur, their weights (query tf x idf) and their postings,
-    from each part's (lexeme, query tf, postings in the part) rows, all in one order."""
-    lexemes, weighted, postings = [], [], 0
-    for rows in zip(*counts, strict=True):
-        lexeme, qtf = rows[0][0], rows[0][1]
-        df = sum(row[2] for row in rows)
-        if df:
-            lexemes.append(lexeme)
-            weighted.append(qtf * idf(chunks, df))
-            postings += df
-    return lexemes, weighted, postings
+    from each part's (lexeme, query tf, postings in the part) rows."""
+    query_tf = {lexeme: qtf for rows in counts for lexeme, qtf, _ in rows}
+    df = dict.fromkeys(query_tf, 0)
+    for rows in counts:
+        for lexeme, _, postings in rows:
+            df[lexeme] += postings
+    found = [lexeme for lexeme in query_tf if df[lexeme]]
+    weighted = [query_tf[lexeme] * idf(chunks, df[lexeme]) for lexeme in found]
+    return found, weighted, sum(df.values())
 
 
 def best(parts: Sequence[Sequence[queries.Ranked]], k: int) -> list[queries.Ranked]:
@@ -97,7 +96,7 @@ SELECT sum(chunks)::float8, sum(tokens)::float8 / nullif(sum(chunks), 0),
        (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)
 FROM bm25_totals WHERE tenant = %(tenant)s
 """
-# One row per lexeme of the query, in to_tsvector's order (the same in every part).
+# One row per lexeme of the query: how many postings it has in the part.
 _COUNTS = """
 SELECT q.lexeme, array_length(q.positions, 1), (
     SELECT count(*) FROM chunk_terms p
@@ -146,7 +145,7 @@ def keyword_search(
     """Okapi BM25 (English stemming): chunks sharing any word of `text`, best first;
     web-search syntax narrows them ("a phrase" must appear, -word must not). `readers` read
     one snapshot (snapshots.export); the first may be outside a transaction if alone."""
-    if len(readers) == 1 and not _in_transaction(readers[0]):
+    if len(readers) == 1 and not queries.in_transaction(readers[0]):
         with snapshots.read_only(readers[0]):
             return keyword_search(readers, text, k, where, bm25)
     query = keywords.read(text)
@@ -203,7 +202,3 @@ def _in_parts(
     finally:
         concurrent.futures.wait(others)  # each reader is in use until its part is done
     return [first, *(other.result() for other in others)]
-
-
-def _in_transaction(conn: psycopg.Connection[Any]) -> bool:
-    return conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS

@@ -84,9 +84,11 @@ def vector_search(
 
 def _transaction(conn: psycopg.Connection[Any]) -> contextlib.AbstractContextManager[Any]:
     """The caller's transaction if one is open (no savepoint round trips), else a new one."""
-    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
-        return contextlib.nullcontext()
-    return conn.transaction()
+    return contextlib.nullcontext() if in_transaction(conn) else conn.transaction()
+
+
+def in_transaction(conn: psycopg.Connection[Any]) -> bool:
+    return conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
 
 
 def hits(conn: psycopg.Connection[Any], ranked: Sequence[Ranked]) -> list[dict[str, Any]]:
