@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -20,8 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class ChangeListener:
-    def __init__(self, database_url: str) -> None:
+    """`on_reconnect` runs in the listener's thread each time it is back after losing its
+    connection: the database may have restarted, so other connections may be broken too."""
+
+    def __init__(self, database_url: str, on_reconnect: Callable[[], None] = lambda: None) -> None:
         self._url = database_url
+        self._on_reconnect = on_reconnect
         self._generation = 0
         self._changed = threading.Condition()
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]]
@@ -60,17 +65,22 @@ class ChangeListener:
             self._subscribers = {s for s in self._subscribers if s[1] is not queue}
 
     def _run(self) -> None:
+        lost = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True) as conn:
                     for channel in (CHANGES_CHANNEL, POSITIONS_CHANNEL):
                         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    if lost:  # first, so that woken waiters find working connections
+                        self._on_reconnect()
+                        lost = False
                     self._bump()  # anything may have happened while we were not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._deliver(note.channel, note.payload)
             except psycopg.Error as e:
                 log.warning("change listener lost its connection (%s); reconnecting", e)
+                lost = True
                 self._stop.wait(1.0)
 
     def _deliver(self, channel: str, payload: str) -> None:

@@ -39,7 +39,7 @@ class ApiState:
         self.require_keys = require_keys
         self.bm25 = bm25
         self.lag_probe = lag_probe
-        self.listener = ChangeListener(database_url)
+        self.listener = ChangeListener(database_url, on_reconnect=self._check_pools)
         self.index_metrics = CollectorRegistry()  # index-wide gauges, read at scrape time
         self.index_metrics.register(IndexCollector(lambda: self.pool, self.lag_probe))
         self._database_url = database_url
@@ -59,6 +59,13 @@ class ApiState:
             _open_pool(self._read_database_url) if self._read_database_url else self._pool
         )
         self.listener.start()
+
+    def _check_pools(self) -> None:
+        """After the database was away: replace the pooled connections it broke (a restart
+        breaks every idle one, and each would fail the next request that takes it)."""
+        self.pool.check()
+        if self.read_pool is not self.pool:
+            self.read_pool.check()
 
     def close(self) -> None:
         self.listener.stop()

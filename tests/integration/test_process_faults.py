@@ -16,9 +16,11 @@ import httpx
 import psycopg
 import pytest
 
-from ingest_worker import database
+from ingest_worker import database, migrations
 from ingest_worker.sources.kafka.client import end_offsets, ensure_topic
 from kafka_dev.broker import Broker
+from query_api.bm25 import Bm25
+from query_api.state import ApiState
 from tests.fix_db import private_data_dir
 from tests.fix_kafka import KafkaSetup
 from tests.fix_services import free_port, wait_until
@@ -30,6 +32,7 @@ from tests.integration.event_script import (
     publish_in_background,
     script,
 )
+from tests.integration.test_model_check import CrashPlan, FakeEmbedder
 
 
 @pytest.fixture
@@ -40,6 +43,32 @@ def own_postgres() -> Iterator[tuple[Path, str]]:
     yield data_dir, url
     database.stop_embedded(data_dir)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_after_a_database_restart_no_request_is_given_a_connection_it_broke(
+    own_postgres: tuple[Path, str],
+) -> None:
+    """A restart breaks every idle pooled connection, and each would fail the request that
+    takes it next (a 503). Once the API's listener is back, they have been replaced."""
+    data_dir, url = own_postgres
+    with database.connect(url) as conn:
+        migrations.apply(conn)
+    state = ApiState((url, None), (lambda: FakeEmbedder(CrashPlan()), None), None, False, Bm25())
+    state.open()
+    try:
+        state.pool.wait()
+        idle = [state.pool.getconn() for _ in range(3)]
+        for conn in idle:
+            state.pool.putconn(conn)
+        listened = state.listener.generation
+        database.stop_embedded(data_dir)
+        database.start_embedded(data_dir)
+        wait_until(lambda: state.listener.generation > listened, 60, "the listener to be back")
+        for _ in idle:
+            with state.pool.connection(timeout=5) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        state.close()
 
 
 def files_indexed(url: str) -> dict[str, str]:
@@ -84,40 +113,41 @@ def test_a_database_restart_is_ridden_out_by_workers_and_api(
         setup.spawn("worker", "folder", str(folder), name="folder")
         setup.spawn(name="kafka")
         setup.spawn("api", "--port", str(port), name="api")
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        wait_until(lambda: files_indexed(url) == files_on_disk(folder), 120, "the first files")
-        events = script(documents=60, events=500, seed=3)
-        before, during = events[:250], events[250:]  # the second half meets the outage
-        publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, before, 5)
-        wait_until(lambda: applied_everything(url, setup.topic, {0: 1}), 120, "Kafka progress")
-        publisher.join()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+            wait_until(lambda: files_indexed(url) == files_on_disk(folder), 120, "the first files")
+            events = script(documents=60, events=500, seed=3)
+            before, during = events[:250], events[250:]  # the second half meets the outage
+            publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, before, 5)
+            wait_until(lambda: applied_everything(url, setup.topic, {0: 1}), 120, "Kafka progress")
+            publisher.join()
 
-        database.stop_embedded(data_dir)
-        wait_until(lambda: _status(api, "/readyz") == 503, 30, "readyz to report the outage")
-        down = api.post("/v1/search", json={"query": "harbour"})
-        assert down.status_code == 503 and down.headers["Retry-After"]
-        write(folder, rng, 15)  # the folder worker sees these while the database is away
-        publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, during, 2)
-        for name in ("folder", "kafka"):  # each met the outage, and is waiting it out
-            wait_until(partial(logged, setup, name, "retrying"), 60, f"{name} to retry")
-        database.start_embedded(data_dir)
+            database.stop_embedded(data_dir)
+            wait_until(lambda: _status(api, "/readyz") == 503, 30, "readyz to report the outage")
+            down = api.post("/v1/search", json={"query": "harbour"})
+            assert down.status_code == 503 and down.headers["Retry-After"]
+            write(folder, rng, 15)  # the folder worker sees these while the database is away
+            publisher = publish_in_background(kafka_broker.bootstrap, setup.topic, during, 2)
+            for name in ("folder", "kafka"):  # each met the outage, and is waiting it out
+                wait_until(partial(logged, setup, name, "retrying"), 60, f"{name} to retry")
+            database.start_embedded(data_dir)
 
-        publisher.join()
-        wait_until(
-            lambda: applied_everything(url, setup.topic, end_offsets(setup.settings, setup.topic)),
-            180,
-            "every Kafka event to be applied",
-        )
-        kafka_docs = {d: s for d, s in indexed_state(url).items() if d.startswith("doc-")}
-        assert kafka_docs == final_state(events)
-        wait_until(lambda: files_indexed(url) == files_on_disk(folder), 60, "the files written")
-        assert _status(api, "/readyz") == 200
-        assert api.post("/v1/search", json={"query": "harbour"}).status_code == 200
-        assert all(p.poll() is None for p in setup.processes), "a process died"
-        for process in setup.processes:
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(60) == 0
-        api.close()
+            publisher.join()
+            wait_until(
+                lambda: applied_everything(
+                    url, setup.topic, end_offsets(setup.settings, setup.topic)
+                ),
+                180,
+                "every Kafka event to be applied",
+            )
+            kafka_docs = {d: s for d, s in indexed_state(url).items() if d.startswith("doc-")}
+            assert kafka_docs == final_state(events)
+            wait_until(lambda: files_indexed(url) == files_on_disk(folder), 60, "the files written")
+            assert _status(api, "/readyz") == 200
+            assert api.post("/v1/search", json={"query": "harbour"}).status_code == 200
+            assert all(p.poll() is None for p in setup.processes), "a process died"
+            for process in setup.processes:
+                process.send_signal(signal.SIGTERM)
+                assert process.wait(60) == 0
 
 
 def logged(setup: KafkaSetup, name: str, text: str) -> bool:
