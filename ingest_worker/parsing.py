@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import io
 import re
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from ingest_worker.errors import ContentTooLarge, CorruptContent, UnsupportedContent
 
@@ -184,9 +184,13 @@ def _parse_markdown(text: str) -> ParsedDocument:
     return ParsedDocument(title=headings.title(blocks), blocks=tuple(blocks))
 
 
-_HTML_DROP = ("script", "style", "noscript", "template", "head", "svg", "iframe", "object")
+# Hidden parts; and ruby annotations (rt, rp: pronunciation guides set above the base text),
+# which would split its words.
+_HTML_DROP = frozenset(
+    ["script", "style", "noscript", "template", "head", "svg", "iframe", "object", "rt", "rp"]
+)
 # Site navigation repeats on every page and answers no question (DocBook: navheader/footer).
-_HTML_NAVIGATION = "nav, [role=navigation], .navheader, .navfooter"
+_HTML_NAVIGATION_CLASSES = frozenset(["navheader", "navfooter"])
 _HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
 # A list, table or definition list is one block (its items are lines), so that it is
 # chunked as a whole instead of as a scatter of tiny fragments.
@@ -221,59 +225,155 @@ _HTML_LINES = frozenset(["li", "tr", "dt", "dd"])
 _HTML_CELLS = frozenset(("td", "th"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Within:
+    """Where a text node sits: its innermost block element (numbered in document order, and
+    its tag), the innermost line (list item, table row, or the block) and cell (or the
+    block), and whether it is preformatted. Derived from the parent's on the way down."""
+
+    block: int | None = None
+    block_tag: str = ""
+    line: int | None = None
+    cell: int | None = None
+    in_pre: bool = False
+
+    def child(self, number: int, tag: str) -> _Within:
+        if tag in _HTML_BLOCKS:
+            return _Within(number, tag, number, number, self.in_pre or tag == "pre")
+        line = number if tag in _HTML_LINES else self.line
+        cell = number if tag in _HTML_CELLS else self.cell
+        return _Within(self.block, self.block_tag, line, cell, self.in_pre)
+
+
 def _parse_html(content: bytes) -> ParsedDocument:
     """Visible text only, one block per innermost block element, headings as the path."""
-    from bs4 import BeautifulSoup, XMLParsedAsHTMLWarning
-    from bs4.element import NavigableString, Tag
+    from lxml import etree
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+    text = _HtmlText()
+    for encoding in _html_encodings(content):
         try:
-            soup = BeautifulSoup(content, "lxml")
-        except Exception as e:  # lxml raises assorted errors on hostile input
-            raise CorruptContent(f"HTML could not be parsed: {e}") from e
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if isinstance(title_tag, Tag) else None
-    for tag in [*soup.find_all(_HTML_DROP), *soup.select(_HTML_NAVIGATION)]:
-        tag.decompose()
-
-    headings = _Headings()
-    blocks: list[Block] = []
-    buffer: list[str] = []
-    owner: Tag | None = None
-    line: Tag | None = None
-    cell: Tag | None = None
-
-    def flush() -> None:
-        text = re.sub(r" *\n[ \n]*", "\n", "".join(buffer)).strip()
-        buffer.clear()
-        if not text or owner is None:
-            return
-        level = _HTML_HEADINGS.get(owner.name)
-        if level is None:
-            blocks.append(Block(headings.path(), text))
-        else:
-            headings.push(level, " ".join(text.split()))
-
-    for node in soup.descendants:
-        if type(node) is not NavigableString:  # tags, comments, CData, doctype, ...
+            # A parser target sees the page as a stream of events: no tree, and no depth
+            # limit (libxml2's trees stop at 256 levels, 2,048 with huge_tree).
+            parser = etree.HTMLParser(encoding=encoding, target=text)
+        except LookupError:  # an encoding lxml does not know: try the next
             continue
-        parents = list(node.parents)
-        block = next((p for p in parents if p.name in _HTML_BLOCKS), None)
-        if block is not owner:
-            flush()
-            owner, line = block, None
-        item = next((p for p in parents if p.name in _HTML_LINES or p is block), None)
-        in_cell = next((p for p in parents if p.name in _HTML_CELLS or p is block), None)
-        if item is not line:
-            buffer.append("\n")
-        elif in_cell is not cell:
-            buffer.append(" ")
-        line, cell = item, in_cell
-        in_pre = any(p.name == "pre" for p in parents)
-        buffer.append(str(node) if in_pre else re.sub(r"\s+", " ", str(node)))
-    flush()
-    return ParsedDocument(title=title or headings.title(blocks) or None, blocks=tuple(blocks))
+        try:
+            return etree.fromstring(content, parser)
+        except etree.LxmlError as e:  # lxml raises assorted errors on hostile input
+            raise CorruptContent(f"HTML could not be parsed: {e}") from e
+    raise AssertionError("unreachable: lxml knows UTF-8")
+
+
+def _html_encodings(content: bytes) -> list[str | None]:
+    """How to decode a page, in order: a byte-order mark, else its declared encoding
+    (<meta charset>, an XML declaration), else UTF-8 if it decodes, else Beautiful Soup's
+    guesses from the bytes; UTF-8 last."""
+    from bs4.dammit import EncodingDetector
+
+    detector = EncodingDetector(content, is_html=True)
+    declared = detector.sniffed_encoding or detector.declared_encoding
+    if declared:
+        return [declared, "utf-8"]
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return [*detector.encodings, "utf-8"]
+    return ["utf-8"]
+
+
+if TYPE_CHECKING:  # the interface lxml calls, as the stubs spell it (types-lxml)
+    from lxml.etree import ParserTarget
+
+    _Target = ParserTarget[ParsedDocument]
+else:
+    _Target = object
+
+
+class _HtmlText(_Target):
+    """An lxml parser target that turns a page's events into blocks: the text of each
+    innermost block element (a list, table or definition list is one block, its items
+    lines), headings as the path, hidden parts and site navigation left out."""
+
+    def __init__(self) -> None:
+        self.headings = _Headings()
+        self.blocks: list[Block] = []
+        self.title: list[str] | None = None  # the first <title>'s strings, once it opens
+        self.in_title = False
+        self.within = [_Within()]  # where the next text sits, an entry per open element
+        self.elements = 0  # numbers the elements in document order
+        self.dropped = 0  # open elements inside a dropped one (its text is not shown)
+        self.text_node: list[str] = []  # a text node arrives in pieces (split at entities)
+        self.buffer: list[str] = []  # the current block's text so far
+        self.current = _Within()  # where the text in `buffer` sits
+
+    def start(self, tag: str, attrib: Mapping[str, str], /) -> None:
+        self._end_text_node()
+        self.elements += 1
+        if self.title is None and tag == "title":
+            self.title, self.in_title = [], True
+        if self.dropped or tag in _HTML_DROP or _is_navigation(tag, attrib):
+            self.dropped += 1
+        self.within.append(self.within[-1].child(self.elements, tag))
+
+    def end(self, tag: str, /) -> None:
+        self._end_text_node()
+        self.in_title = False
+        self.dropped = max(self.dropped - 1, 0)
+        self.within.pop()
+
+    def data(self, text: str, /) -> None:
+        self.text_node.append(text)
+
+    def comment(self, text: str, /) -> None:  # (processing instructions arrive as comments)
+        self._end_text_node()
+
+    def close(self) -> ParsedDocument:
+        self._end_text_node()
+        self._flush()
+        title = " ".join(self.title) if self.title is not None else None
+        return ParsedDocument(
+            title=title or self.headings.title(self.blocks) or None, blocks=tuple(self.blocks)
+        )
+
+    def _end_text_node(self) -> None:
+        text = "".join(self.text_node)
+        self.text_node.clear()
+        if not text:
+            return
+        if self.in_title and text.strip():
+            assert self.title is not None
+            self.title.append(text.strip())
+        if self.dropped:
+            return
+        within = self.within[-1]
+        if within.block != self.current.block:
+            self._flush()
+            self.current = _Within(within.block, within.block_tag)
+        if within.line != self.current.line:
+            self.buffer.append("\n")
+        elif within.cell != self.current.cell:
+            self.buffer.append(" ")
+        self.current = within
+        self.buffer.append(text if within.in_pre else re.sub(r"\s+", " ", text))
+
+    def _flush(self) -> None:
+        text = re.sub(r" *\n[ \n]*", "\n", "".join(self.buffer)).strip()
+        self.buffer.clear()
+        if not text or self.current.block is None:
+            return
+        level = _HTML_HEADINGS.get(self.current.block_tag)
+        if level is None:
+            self.blocks.append(Block(self.headings.path(), text))
+        else:
+            self.headings.push(level, " ".join(text.split()))
+
+
+def _is_navigation(tag: str, attrib: Mapping[str, str]) -> bool:
+    return (
+        tag == "nav"
+        or attrib.get("role") == "navigation"
+        or not _HTML_NAVIGATION_CLASSES.isdisjoint(attrib.get("class", "").split())
+    )
 
 
 def _parse_pdf(content: bytes) -> ParsedDocument:

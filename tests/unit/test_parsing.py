@@ -105,3 +105,32 @@ def test_content_type_wins_over_extension() -> None:
     assert detect_content_type(None, "A.MARKDOWN") == "text/markdown"
     with pytest.raises(UnsupportedContent, match="image/png"):
         detect_content_type("image/png", "a.md")
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("<p>café</p>".encode(), "café"),  # no declaration, valid UTF-8: UTF-8
+        ('<meta charset="iso-8859-1"><p>café</p>'.encode("latin-1"), "café"),
+        ('<?xml version="1.0" encoding="UTF-8"?><html><p>café</p></html>'.encode(), "café"),
+        ('<meta charset="x-unknown"><p>café</p>'.encode(), "café"),  # unknown: UTF-8
+        ("\ufeff<p>café</p>".encode("utf-16-le"), "café"),  # a byte-order mark wins
+    ],
+)
+def test_html_is_decoded_as_declared_else_as_utf8(content: bytes, text: str) -> None:
+    assert [b.text for b in parse(content, filename="page.html").blocks] == [text]
+
+
+def test_html_text_around_dropped_elements_stays_and_ruby_annotations_go() -> None:
+    html = b"<p>before<script>x()</script>after <ruby>\xe6\xbc\xa2<rt>kan</rt></ruby> end</p>"
+    assert [b.text for b in parse(html, filename="a.html").blocks] == ["beforeafter \u6f22 end"]
+
+
+def test_html_nested_deeper_than_any_recursion_limit() -> None:
+    html = b"<p>top</p>" + b"<div>" * 50_000 + b"deep" + b"</div>" * 50_000 + b"<p>end</p>"
+    assert [b.text for b in parse(html, filename="a.html").blocks] == ["top", "deep", "end"]
+
+
+def test_html_with_no_elements_has_no_blocks() -> None:
+    for content in (b"", b"  \n ", b"<!-- only a comment -->"):
+        assert parse(content, filename="a.html") == parse(b"", filename="a.txt")
