@@ -21,14 +21,16 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
 from ingest_worker import database, reindex
 from ingest_worker.events import DocumentEvent, Op
 from ingest_worker.pipeline import Pipeline
 from ingest_worker.store import Store
 from query_api import snapshots
-from query_api.bm25 import Bm25, keyword_search
+from query_api.bm25 import Bm25, keyword_search, scoring_statement
 from query_api.models import SearchFilter
+from query_api.queries import filters
 from tests.integration.test_model_check import CrashPlan, FakeEmbedder
 
 VOCABULARY = "wing flutter supersonic flow heat transfer boundary layer shock wave nozzle".split()
@@ -201,3 +203,55 @@ def test_concurrent_writers_of_one_tenant_do_not_wait_on_each_other(db_url: str)
     finally:
         first.close()
         second.close()
+
+
+def test_a_ranking_reads_only_the_query_lexemes_postings_before_any_analyze(
+    fake_pipeline: Pipeline,
+) -> None:
+    """Right after a bulk load, before autovacuum has analyzed chunk_terms, the planner
+    has no statistics: each lexeme's postings must still be read by an index scan on that
+    lexeme, not by scanning every posting of the tenant (the plan it took unfenced)."""
+    for n in range(40):
+        text = " ".join(VOCABULARY[n % 7 :] + VOCABULARY[: n % 5])
+        fake_pipeline.process(
+            [
+                DocumentEvent(
+                    doc_id=f"d{n}.txt",
+                    op=Op.UPSERT,
+                    source="test",
+                    version=1,
+                    content=text.encode(),
+                    content_type="text/plain",
+                )
+            ]
+        )
+    conn = fake_pipeline.store.conn
+    conn.execute("SELECT pg_clear_relation_stats('public', 'chunk_terms')")
+    conditions, params = filters(SearchFilter())
+    bounds = conn.execute("SELECT min(id), max(id) FROM chunks").fetchone()
+    assert bounds is not None
+    params |= {
+        "lexemes": ["wing", "shock"],
+        "weights": [1.0, 2.0],
+        "avgdl": 10.0,
+        "k": 10,
+        "k1": 1.2,
+        "b": 0.75,
+        "lo": bounds[0],
+        "hi": bounds[1],
+    }
+    explain = sql.SQL("EXPLAIN (FORMAT JSON) ") + scoring_statement(conditions)
+    row = conn.execute(explain, params).fetchone()
+    assert row is not None
+    scans = [
+        node for node in plan_nodes(row[0][0]["Plan"]) if node.get("Relation Name") == "chunk_terms"
+    ]
+    assert scans, "the ranking reads chunk_terms"
+    for scan in scans:
+        assert "lexeme =" in scan.get("Index Cond", ""), scan
+
+
+def plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
