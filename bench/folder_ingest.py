@@ -10,7 +10,8 @@ freshindex chose (`FRESHINDEX_EMBED_BACKEND`, default auto), each before and aft
 (b) end-to-end folder ingest into a fresh embedded Postgres (read, parse, chunk, embed,
 commit), and (b) over each (a);
 (c) freshness over single-file edits: file closed → hit visible through POST /v1/search over
-real HTTP (found by keyword and by hybrid searches, every other edit each); (d) chunks
+real HTTP (found by keyword and by hybrid searches, every other edit each), idle and again
+while other files are written at `--background-per-s` (default 5) a second; (d) chunks
 embedded per one-paragraph edit. During (b) it also counts where the CPU went: seconds
 inside the model's calls, CPU seconds of Postgres and of this process, and the bound they
 set on (b) over the bare backend when the model fills every core (see
@@ -20,12 +21,13 @@ set on (b) over the bare backend when the model fills every core (see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,17 +139,17 @@ def stats(client: httpx.Client) -> dict[str, Any]:
 
 
 def measure_freshness(
-    client: httpx.Client, files: list[Path], root: Path, edits: int
+    client: httpx.Client, files: list[Path], root: Path, edits: int, tag: str = ""
 ) -> tuple[dict[str, list[float]], list[int]]:
     """Edit one paragraph of one file at a time; time until a search finds the edit,
     searching every 10 ms in keyword mode (a token lookup) on even edits and in hybrid mode
     on odd ones (each hybrid search embeds the query beside the worker's embedding of the
-    edit: that probe slows what it measures)."""
+    edit: that probe slows what it measures). `tag` keeps each run's probe words new."""
     latencies: dict[str, list[float]] = {"keyword": [], "hybrid": []}
     embedded = []
     for i in range(edits):
         path = files[i % len(files)]
-        token = f"zq{i}probe"
+        token = f"zq{tag}{i}probe"
         text = path.read_text(encoding="utf-8", errors="replace")
         probe = f"Freshness probe {token}. "
         edited = text.replace("<p>", f"<p>{probe}", 1) if "<p>" in text else probe + text
@@ -171,6 +173,32 @@ def measure_freshness(
     return latencies, embedded
 
 
+@contextlib.contextmanager
+def background_writes(folder: Path, per_s: float) -> Iterator[list[Path]]:
+    """Files of three paragraphs written into `folder` at `per_s` a second (200 distinct
+    files, rewritten in turn, each with new text) while the block runs; yields the list of
+    writes made so far."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    written: list[Path] = []
+
+    def write() -> None:
+        while not stop.wait(1 / per_s):
+            i = len(written)
+            text = "\n\n".join(f"Background file {i} paragraph {j} about load." for j in range(3))
+            path = folder / f"bg-{i % 200}.txt"
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    try:
+        yield written
+    finally:
+        stop.set()
+        writer.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=120, help="HTML files of the manual")
@@ -178,6 +206,12 @@ def main() -> None:
     parser.add_argument("--collection", type=Path, default=None, help="A BEIR collection.")
     parser.add_argument("--limit", type=int, default=None, help="Its first N documents.")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--background-per-s",
+        type=float,
+        default=5,
+        help="Files written per second elsewhere in the folder while (c) runs again.",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="freshindex-bench-"))
@@ -222,6 +256,13 @@ def main() -> None:
     thread.start()
     with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=30) as client:
         latencies, embedded = measure_freshness(client, files, root, args.edits)
+        with background_writes(root / "background", args.background_per_s) as written:
+            loaded, _ = measure_freshness(client, files, root, args.edits, tag="load")
+    with database.connect(url) as conn:  # the load was real: its files were indexed
+        row = conn.execute(
+            "SELECT count(*) FROM documents WHERE starts_with(doc_id, 'background/')"
+        ).fetchone()
+    background_indexed = row[0] if row else 0
     stop.set()
     thread.join()
     server.should_exit = True
@@ -248,6 +289,11 @@ def main() -> None:
         **p50_p99_ms("c_freshness_keyword_probe", latencies["keyword"]),
         **p50_p99_ms("c_freshness_hybrid_probe", latencies["hybrid"]),
         "c_edits": sum(len(times) for times in latencies.values()),
+        **p50_p99_ms("c_loaded_freshness_keyword_probe", loaded["keyword"]),
+        **p50_p99_ms("c_loaded_freshness_hybrid_probe", loaded["hybrid"]),
+        "c_loaded_background_files_per_s": args.background_per_s,
+        "c_loaded_background_writes": len(written),
+        "c_loaded_background_files_indexed": background_indexed,
         "d_chunks_embedded_per_edit_mean": statistics.mean(embedded),
         "d_chunks_embedded_per_edit_max": max(embedded),
         "outcomes": dict(report.outcomes),

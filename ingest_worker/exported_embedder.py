@@ -205,16 +205,33 @@ class ExportedEmbedder:
         return mean_pool(hidden, mask)
 
 
+# A batch's longest text is at most this many times its shortest, once the batch holds
+# MIN_BATCH_TOKENS: a call of a few hundred texts (a folder batch) otherwise made batches of
+# 8,192 tokens that spanned lengths 33-106 and 107-249, and embedded the manual's 4,030
+# chunks in groups of 340 in 11.2 s against 7.6 s in one call (8.0-10.0 s with this bound);
+# below MIN_BATCH_TOKENS an inference costs more in overhead than padding wastes.
+MAX_LENGTH_SPREAD = 1.25
+MIN_BATCH_TOKENS = 1024
+
+
 def token_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
     """Indexes of texts grouped by similar length: each batch's padded size (texts x longest)
-    stays within `batch_tokens` (a single longer text gets a batch of its own)."""
+    stays within `batch_tokens` (a single longer text gets a batch of its own), and a batch of
+    MIN_BATCH_TOKENS or more takes no text longer than MAX_LENGTH_SPREAD x its shortest."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     current: list[int] = []
     for index in order:
-        if current and (len(current) + 1) * lengths[index] > batch_tokens:
-            batches.append(current)
-            current = []
+        length = lengths[index]
+        if current:
+            full = (len(current) + 1) * length > batch_tokens
+            wide = (
+                length > MAX_LENGTH_SPREAD * lengths[current[0]]
+                and len(current) * length >= MIN_BATCH_TOKENS
+            )
+            if full or wide:
+                batches.append(current)
+                current = []
         current.append(index)
     if current:
         batches.append(current)

@@ -16,7 +16,12 @@ from ingest_worker import model_export
 from ingest_worker.embedding import resolve_model_path
 from ingest_worker.embedding_backends import EXACT_COSINE, Check, choose, race
 from ingest_worker.errors import ConfigurationError
-from ingest_worker.exported_embedder import mean_pool, token_batches
+from ingest_worker.exported_embedder import (
+    MAX_LENGTH_SPREAD,
+    MIN_BATCH_TOKENS,
+    mean_pool,
+    token_batches,
+)
 
 
 @given(st.lists(st.integers(min_value=1, max_value=600), max_size=300), st.integers(256, 9000))
@@ -33,6 +38,17 @@ def test_token_batches_cover_every_text_once_within_the_budget(
 def test_token_batches_group_similar_lengths() -> None:
     lengths = [250, 5, 240, 6, 7, 255]
     assert token_batches(lengths, 600) == [[1, 3, 4], [2, 0], [5]]
+
+
+@given(st.lists(st.integers(min_value=1, max_value=256), max_size=400))
+def test_token_batches_of_any_size_span_a_narrow_range_of_lengths(lengths: list[int]) -> None:
+    """However few texts a call has, a batch pads each text to at most 1.25x its length
+    (plus what a batch under MIN_BATCH_TOKENS may waste)."""
+    for batch in token_batches(lengths, 8192):
+        shortest, longest = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
+        without_longest = len(batch) - 1
+        small = without_longest * longest < MIN_BATCH_TOKENS
+        assert longest <= MAX_LENGTH_SPREAD * shortest or small or len(batch) == 1
 
 
 def test_mean_pool_ignores_padding_and_returns_unit_vectors() -> None:
