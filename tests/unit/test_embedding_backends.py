@@ -46,9 +46,8 @@ def test_token_batches_of_any_size_span_a_narrow_range_of_lengths(lengths: list[
     (plus what a batch under MIN_BATCH_TOKENS may waste)."""
     for batch in token_batches(lengths, 8192):
         shortest, longest = min(lengths[i] for i in batch), max(lengths[i] for i in batch)
-        without_longest = len(batch) - 1
-        small = without_longest * longest < MIN_BATCH_TOKENS
-        assert longest <= MAX_LENGTH_SPREAD * shortest or small or len(batch) == 1
+        small = (len(batch) - 1) * longest < MIN_BATCH_TOKENS  # before its longest joined
+        assert longest <= MAX_LENGTH_SPREAD * shortest or small
 
 
 def test_mean_pool_ignores_padding_and_returns_unit_vectors() -> None:
